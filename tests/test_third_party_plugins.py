@@ -1,0 +1,91 @@
+"""Real third-party plugins, pip-installed into a private folder: the example jsonl logger and a plugin
+that fails on import. Each is found through its entry point, exactly as an installed package would be."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+JSONL_EXAMPLE = ROOT / "examples" / "jsonl-logger"
+BROKEN_EXAMPLE = ROOT / "tests" / "fixtures" / "plugins" / "broken-plugin"
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory) -> Path:
+    """A folder holding the two plugins, installed by pip (not copied), for use on PYTHONPATH."""
+    site = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(site), str(JSONL_EXAMPLE), str(BROKEN_EXAMPLE)],
+        check=True, capture_output=True, text=True,
+    )
+    return site
+
+
+def _run(site: Path, args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PTYCHODUS_TORCH_")}
+    environment.update(env, PYTHONPATH=str(site))
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=environment,
+                          timeout=120)
+
+
+def test_plugins_command_lists_installed_and_broken_plugins(plugin_site):
+    result = _run(plugin_site, ["-m", "ptychodus_torch_plugin", "plugins"])
+    assert result.returncode == 0, result.stderr
+    listing = json.loads(result.stdout)
+    by_name = {p["name"]: p for p in listing["plugins"]}
+    assert by_name["jsonl"]["distribution"] == "ptychodus-torch-jsonl"
+    assert by_name["jsonl"]["version"] == "0.1.0"
+    assert by_name["jsonl"]["loggers"] == ["jsonl"]
+    assert by_name["jsonl"]["builtin"] is False
+    builtin_loggers = {name for p in listing["plugins"] if p["builtin"] for name in p.get("loggers", [])}
+    assert builtin_loggers == {"csv", "tensorboard", "mlflow", "none"}
+    [broken] = listing["broken"]
+    assert broken["name"] == "broken"
+    assert broken["distribution"] == "ptychodus-torch-broken-example"
+    assert broken["stage"] == "import"
+    assert "broken on purpose" in broken["error"]
+
+
+def test_load_plugins_env_selects_distributions(plugin_site):
+    result = _run(plugin_site, ["-m", "ptychodus_torch_plugin", "plugins"],
+                  PTYCHODUS_TORCH_LOAD_PLUGINS="ptychodus_torch_jsonl")
+    listing = json.loads(result.stdout)
+    assert "jsonl" in {p["name"] for p in listing["plugins"]}
+    assert listing["broken"] == []
+
+
+def test_strict_mode_turns_a_broken_plugin_into_one_clear_error(plugin_site):
+    result = _run(plugin_site, ["-m", "ptychodus_torch_plugin", "plugins"], PTYCHODUS_TORCH_STRICT_PLUGINS="1")
+    assert result.returncode == 2
+    assert "broken on purpose" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_installed_jsonl_logger_receives_metrics(plugin_site, tmp_path):
+    script = f"""
+from pathlib import Path
+from ptychodus_torch_plugin.plugins import build_plugin_host
+from ptychodus_torch_plugin.loggers.base import LoggerSettings, allocate_run_dir
+out = Path({str(tmp_path)!r})
+run_dir = allocate_run_dir(out)
+logger = build_plugin_host().logger_backend("jsonl").create(LoggerSettings(output_dir=out, run_dir=run_dir))
+logger.start()
+logger.log_hyperparams({{"lr": 0.001}})
+for epoch in range(3):
+    logger.log_metrics({{"train_loss": 1.0 / (epoch + 1)}}, epoch=epoch, step=10 * (epoch + 1))
+logger.finish("FINISHED")
+"""
+    result = _run(plugin_site, ["-c", script])
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in
+              (tmp_path / "lightning_logs" / "version_0" / "events.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["start", "hyperparams", "metrics", "metrics", "metrics", "finish"]
+    assert [e["metrics"]["train_loss"] for e in events if e["event"] == "metrics"] == [1.0, 0.5, 1.0 / 3]
+    assert events[-1]["status"] == "FINISHED"
