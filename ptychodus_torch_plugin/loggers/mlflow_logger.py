@@ -1,0 +1,178 @@
+"""The ``mlflow`` backend, driven through ``MlflowClient`` only.
+
+The fluent API (``mlflow.start_run``...) keeps one process-wide "active run"; using the client with an
+explicit run id means this logger cannot collide with a user's own MLflow calls or a second run.
+
+Where runs go: ``MLFLOW_TRACKING_URI`` when set (a server, a database, a folder); otherwise a local
+file store at ``<output_dir>/mlruns``. MLflow 3 refuses file stores unless ``MLFLOW_ALLOW_FILE_STORE`` is
+true, and its own default (a SQLite database) needs sqlalchemy/alembic, which ``mlflow-skinny`` lacks.
+So, for that local default only and only when the user has not set it, this module sets
+``MLFLOW_ALLOW_FILE_STORE=true`` in the process environment.
+
+A resumed run (``resume``) starts a new MLflow run tagged with the run folder; MLflow would refuse to
+change the value of a parameter inside the earlier run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import hookimpl
+from ..errors import MissingExtraError
+from ._util import image_file_name, save_png
+from .base import LoggerBackend, LoggerSettings, MetricsLogger, RunStatus
+
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+ALLOW_FILE_STORE_ENV = "MLFLOW_ALLOW_FILE_STORE"
+LOCAL_STORE_FOLDER = "mlruns"
+
+# MLflow's limits (mlflow.utils.validation); fixed here so that the limits hold for any server version.
+MAX_PARAM_VALUE_LENGTH = 6000
+MAX_KEY_LENGTH = 250
+MAX_PARAMS_PER_BATCH = 100
+MAX_METRICS_PER_BATCH = 1000
+
+_BAD_KEY_CHARS = re.compile(r"[^\w./\- ]+")
+TRUNCATION_MARK = "...[truncated]"
+
+
+def mlflow_key(name: str) -> str:
+    """A param/metric name MLflow accepts: allowed characters only, no empty/``.``/``..`` path parts."""
+    parts = [_BAD_KEY_CHARS.sub("_", part) for part in str(name).split("/")]
+    parts = [("_" if p in ("..", ".") else p) for p in parts if p]
+    return ("/".join(parts) or "_")[:MAX_KEY_LENGTH]
+
+
+def param_value(value: Any, limit: int = MAX_PARAM_VALUE_LENGTH) -> str:
+    """``str(value)`` cut to MLflow's length limit, marked so a reader knows it was cut."""
+    text = str(value)
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(TRUNCATION_MARK)] + TRUNCATION_MARK
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def resolve_tracking_uri(output_dir: Path) -> str:
+    """The user's ``MLFLOW_TRACKING_URI``, or a file store in ``<output_dir>/mlruns`` (see module doc)."""
+    uri = os.environ.get(TRACKING_URI_ENV, "").strip()
+    if uri:
+        return uri
+    os.environ.setdefault(ALLOW_FILE_STORE_ENV, "true")
+    return (Path(output_dir) / LOCAL_STORE_FOLDER).resolve().as_uri()
+
+
+class MlflowLogger(MetricsLogger):
+    """One MLflow run per training run; the run id is kept in ``run_dir/mlflow_run_id``."""
+
+    RUN_ID_FILE = "mlflow_run_id"
+
+    def __init__(self, settings: LoggerSettings) -> None:
+        self.settings = settings
+        self.tracking_uri: str | None = None
+        self.run_id: str | None = None
+        self._client: Any = None
+
+    def start(self) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.tracking_uri = resolve_tracking_uri(self.settings.output_dir)
+        self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        experiment_id = self._experiment_id(self.settings.experiment_name)
+        tags = {"ptychodus_torch.run_dir": str(Path(self.settings.run_dir).resolve())}
+        id_file = Path(self.settings.run_dir) / self.RUN_ID_FILE
+        if self.settings.resume and id_file.is_file():
+            tags["ptychodus_torch.resumed_from"] = id_file.read_text(encoding="utf-8").strip()
+        run = self._client.create_run(experiment_id, run_name=self.settings.run_name, tags=tags)
+        self.run_id = run.info.run_id
+        Path(self.settings.run_dir).mkdir(parents=True, exist_ok=True)
+        id_file.write_text(f"{self.run_id}\n", encoding="utf-8")
+
+    def _experiment_id(self, name: str) -> str:
+        from mlflow.exceptions import MlflowException
+
+        experiment = self._client.get_experiment_by_name(name)
+        if experiment is None:
+            try:
+                return self._client.create_experiment(name)
+            except MlflowException:  # created meanwhile by a concurrent run
+                experiment = self._client.get_experiment_by_name(name)
+                if experiment is None:
+                    raise
+        if experiment.lifecycle_stage == "deleted":
+            raise RuntimeError(
+                f"MLflow experiment {name!r} is deleted in {self.tracking_uri}; restore it "
+                "(mlflow experiments restore) or choose another experiment name"
+            )
+        return experiment.experiment_id
+
+    def log_hyperparams(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        merged = {mlflow_key(k): param_value(v) for k, v in params.items()}  # later duplicates win
+        batch = [Param(k, v) for k, v in merged.items()]
+        for chunk in _chunks(batch, MAX_PARAMS_PER_BATCH):
+            self._client.log_batch(self.run_id, params=list(chunk))
+
+    def log_metrics(self, metrics: Mapping[str, float], *, epoch: int, step: int) -> None:
+        self._log_metrics(metrics, step=epoch, prefix="")
+
+    def log_step_metrics(self, metrics: Mapping[str, float], *, epoch: int, step: int) -> None:
+        if self.settings.per_step_metrics:
+            self._log_metrics(metrics, step=step, prefix="step/")
+
+    def _log_metrics(self, metrics: Mapping[str, float], *, step: int, prefix: str) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        merged = {mlflow_key(prefix + k): float(v) for k, v in metrics.items()}
+        batch = [Metric(k, v, now, int(step)) for k, v in merged.items()]
+        for chunk in _chunks(batch, MAX_METRICS_PER_BATCH):
+            self._client.log_batch(self.run_id, metrics=list(chunk))
+
+    def log_image(self, name: str, image: np.ndarray, *, epoch: int, step: int) -> None:
+        with tempfile.TemporaryDirectory(prefix="ptychodus-torch-img-") as tmp:
+            path = save_png(Path(tmp) / image_file_name(name, epoch), image)
+            self._client.log_artifact(self.run_id, str(path), artifact_path="images")
+
+    def log_artifact(self, path: Path) -> None:
+        path = Path(path)
+        if path.is_dir():
+            self._client.log_artifacts(self.run_id, str(path), artifact_path=path.name)
+        else:
+            self._client.log_artifact(self.run_id, str(path))
+
+    def finish(self, status: RunStatus) -> None:
+        if self._client is not None and self.run_id is not None:
+            self._client.set_terminated(self.run_id, status)
+
+
+def create(settings: LoggerSettings) -> MlflowLogger:
+    """Check for MLflow only now, so that the package imports without it."""
+    try:
+        import mlflow  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtraError("MLflow logging", "mlflow", "mlflow") from exc
+    return MlflowLogger(settings)
+
+
+@hookimpl
+def ptychodus_torch_register_loggers() -> list[LoggerBackend]:
+    return [
+        LoggerBackend(
+            name="mlflow",
+            create=create,
+            description="MLflow run (MLFLOW_TRACKING_URI, default <output_dir>/mlruns; extra: mlflow)",
+        )
+    ]
