@@ -1,0 +1,61 @@
+"""Integer/fractional decomposition of patch positions and the window gather/shift primitives.
+
+Extraction and placement (object stitching and the group canvas) are both built from these pieces, so the
+two directions cannot drift apart: extraction crops at the integer origin then shifts by -frac, placement
+shifts by +frac then adds at the same origin.
+"""
+
+import torch
+from torch import Tensor
+
+from .shift import fourier_shift
+
+#: Fractions closer than this (pixels) to 0 or 1 snap to the integer grid, so float noise such as
+#: 10.99999997 crops at 11 instead of shifting a crop at 10 by almost a full (circular) pixel.
+SNAP_TOLERANCE = 1e-4
+
+
+def split_positions(positions: Tensor, patch_size: int) -> tuple[Tensor, Tensor]:
+    """Split positions (..., 2) into the window's integer top-left origin and fractional remainder.
+
+    A position p puts patch pixel (N//2, N//2) on object pixel p, so the window's top-left is
+    p - N//2 = origin + frac with origin = floor and 0 <= frac < 1.
+    """
+    top_left = positions - (patch_size // 2)
+    origin = torch.floor(top_left)
+    frac = top_left - origin
+    round_up = frac > 1.0 - SNAP_TOLERANCE
+    origin = origin + round_up.to(origin.dtype)
+    frac = torch.where(round_up | (frac < SNAP_TOLERANCE), torch.zeros_like(frac), frac)
+    return origin.long(), frac
+
+
+def window_indices(origins: Tensor, patch_size: int) -> tuple[Tensor, Tensor]:
+    """Row and column indices (..., N) of each window given its integer top-left origins (..., 2)."""
+    span = torch.arange(patch_size, device=origins.device)
+    return origins[..., 0, None] + span, origins[..., 1, None] + span
+
+
+def gather_windows(images: Tensor, origins: Tensor, patch_size: int, clamp: bool = False) -> Tensor:
+    """Crop (B, C, N, N) windows from images (B, H, W) at integer origins (B, C, 2).
+
+    With ``clamp`` the indices are clamped and out-of-range samples are zeroed instead of raising, which
+    avoids a host sync inside the training step.
+    """
+    height, width = images.shape[-2:]
+    rows, cols = window_indices(origins, patch_size)
+    batch = torch.arange(images.shape[0], device=images.device)[:, None, None, None]
+    if not clamp:
+        return images[batch, rows[..., :, None], cols[..., None, :]]
+    valid = ((rows >= 0) & (rows < height))[..., :, None] & ((cols >= 0) & (cols < width))[..., None, :]
+    rows = rows.clamp(0, height - 1)
+    cols = cols.clamp(0, width - 1)
+    out = images[batch, rows[..., :, None], cols[..., None, :]]
+    return out * valid.to(out.real.dtype)
+
+
+def shift_windows(windows: Tensor, shifts: Tensor) -> Tensor:
+    """Fourier-shift windows (..., N, N) by shifts (..., 2); rows with a zero shift are copied exactly."""
+    shifted = fourier_shift(windows, shifts)
+    is_integer = (shifts == 0).all(dim=-1)[..., None, None]
+    return torch.where(is_integer, windows.to(shifted.dtype), shifted)
