@@ -37,6 +37,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "ptychodus_torch_plugin.accelerators:cpu_plugin",
     "ptychodus_torch_plugin.accelerators:cuda_plugin",
     "ptychodus_torch_plugin.accelerators:mps_plugin",
+    "ptychodus_torch_plugin.models.builtin",
 )
 
 #: Registration hooks and the key under which ``plugins`` lists what each one registered.

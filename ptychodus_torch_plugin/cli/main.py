@@ -19,6 +19,8 @@ from ..errors import PtychodusTorchError
 COMMANDS: dict[str, str] = {
     "plugins": "ptychodus_torch_plugin.cli.plugins",
     "simulate": "ptychodus_torch_plugin.cli.simulate",
+    "train": "ptychodus_torch_plugin.cli.train",
+    "reconstruct": "ptychodus_torch_plugin.cli.reconstruct",
 }
 
 

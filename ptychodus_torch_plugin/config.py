@@ -1,0 +1,129 @@
+"""Settings as plain dataclasses, passed down explicitly; nothing reads a global.
+
+The command line, the ptychodus library and tests all build these. ``validate()`` turns nonsense
+(negative sizes, zero epochs, an unknown scheduler) into one :class:`ConfigError` before any work starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+SchedulerName = Literal["constant", "exponential", "cosine", "plateau"]
+LossName = Literal["poisson", "mae"]
+SCHEDULERS: tuple[str, ...] = ("constant", "exponential", "cosine", "plateau")
+LOSSES: tuple[str, ...] = ("poisson", "mae")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a network; stored inside every model file."""
+
+    model_type: str = "pinn"
+    patch_size: int | None = None
+    """N; ``None`` = take it from the training data."""
+    gridsize: int = 1
+    channels: tuple[int, ...] = (32, 64, 128)
+    """Encoder widths, one per 2x down-sampling stage (PtychoPINN uses 64, 128, 256 at N = 64)."""
+    loss: str = "poisson"
+    probe_trainable: bool = False
+    scale_trainable: bool = False
+
+    def validate(self) -> None:
+        if self.patch_size is not None and (self.patch_size < 8 or self.patch_size % (2 ** len(self.channels)) != 0):
+            raise ConfigError(
+                f"patch size N={self.patch_size} must be at least 8 and divisible by "
+                f"{2 ** len(self.channels)} (one halving per encoder stage)"
+            )
+        if self.gridsize < 1:
+            raise ConfigError(f"gridsize must be at least 1, got {self.gridsize}")
+        if not self.channels or any(c < 1 for c in self.channels):
+            raise ConfigError(f"channels must be positive integers, got {self.channels}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss '{self.loss}'; choose one of {', '.join(LOSSES)}")
+
+    @property
+    def n_channels(self) -> int:
+        """Patterns per group, C = gridsize²."""
+        return self.gridsize**2
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in values.items() if k in known}
+        if "channels" in values:
+            values["channels"] = tuple(int(c) for c in values["channels"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How to train: data, optimisation, schedule, checkpoints."""
+
+    train_data_file: Path
+    output_dir: Path
+    test_data_file: Path | None = None
+    n_images: int | None = None
+    """Groups sampled from the training scan per epoch; ``None`` = one group per position."""
+    max_epochs: int = 50
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    scheduler: str = "constant"
+    warmup_epochs: int = 0
+    """Linear warm-up epochs before the cosine schedule."""
+    lr_gamma: float = 0.95
+    """Per-epoch factor of the exponential schedule; the reduction factor of reduce-on-plateau."""
+    plateau_patience: int = 5
+    early_stopping_patience: int | None = None
+    """Stop after this many epochs without a better validation loss; ``None`` = never."""
+    k_neighbours: int = 7
+    seed: int = 0
+    deterministic: bool = False
+    num_workers: int = 0
+    image_every_n_epochs: int = 5
+    resume: bool = False
+    quiet: bool = False
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def validate(self) -> None:
+        self.model.validate()
+        checks = [
+            (self.max_epochs >= 1, f"--max_epochs must be at least 1, got {self.max_epochs}"),
+            (self.batch_size >= 1, f"--batch_size must be at least 1, got {self.batch_size}"),
+            (self.n_images is None or self.n_images >= 1, f"--n_images must be at least 1, got {self.n_images}"),
+            (self.learning_rate > 0, f"--learning_rate must be positive, got {self.learning_rate}"),
+            (self.scheduler in SCHEDULERS,
+             f"unknown scheduler '{self.scheduler}'; choose one of {', '.join(SCHEDULERS)}"),
+            (self.warmup_epochs >= 0, f"--warmup_epochs must be >= 0, got {self.warmup_epochs}"),
+            (0 < self.lr_gamma <= 1, f"--lr_gamma must be in (0, 1], got {self.lr_gamma}"),
+            (self.num_workers >= 0, f"--num-workers must be >= 0, got {self.num_workers}"),
+            (self.k_neighbours >= self.model.n_channels - 1,
+             f"--k_neighbours ({self.k_neighbours}) must be at least gridsize²-1 = {self.model.n_channels - 1}"),
+            (self.early_stopping_patience is None or self.early_stopping_patience >= 1,
+             "--early_stopping_patience must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def flat(self) -> dict[str, Any]:
+        """Flat, plain-typed view for loggers' hyperparameters and for checkpoint files."""
+        values = asdict(self)
+        model = values.pop("model")
+        flat: dict[str, Any] = {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()}
+        flat.update({f"model.{k}": (list(v) if isinstance(v, tuple) else v) for k, v in model.items()})
+        return flat
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """Where and how a job runs, independent of the maths."""
+
+    accelerator: str = "auto"
+    logger: str = "csv"
+    per_step_metrics: bool = False
+    experiment_name: str = "ptychodus-torch"
+    run_name: str = "ptychodus-torch"

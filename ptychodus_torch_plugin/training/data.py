@@ -1,0 +1,132 @@
+"""Training batches: groups of gridsize² neighbouring patterns with their offsets, resident in memory.
+
+The whole scan is held as a few tensors (optionally on the GPU); a batch is a gather of group indices,
+so there is no per-sample Python work. The DataLoader only schedules index batches, which keeps
+``--num-workers`` meaningful for CPU runs without copying patterns around.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from ..data.scan import ScanData
+from ..errors import ConfigError
+from ..physics import extract_patches
+from ..physics.grouping import group_neighbours, group_offsets
+
+
+@dataclass(frozen=True)
+class GroupedScan:
+    """A scan cut into groups: ``groups`` (G, C) indexes ``amplitudes`` (M, N, N)."""
+
+    amplitudes: Tensor
+    positions: Tensor
+    groups: Tensor
+    offsets: Tensor
+    truth_patches: Tensor | None = None
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.groups.shape[0])
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.groups.shape[1])
+
+    def to(self, device: torch.device) -> GroupedScan:
+        move = {name: getattr(self, name).to(device) for name in ("amplitudes", "positions", "groups", "offsets")}
+        truth = None if self.truth_patches is None else self.truth_patches.to(device)
+        return replace(self, truth_patches=truth, **move)
+
+    def batch(self, index: Tensor) -> dict[str, Tensor]:
+        members = self.groups[index]
+        batch = {
+            "amplitudes": self.amplitudes[members],
+            "offsets": self.offsets[index],
+            "positions": self.positions[members],
+        }
+        if self.truth_patches is not None:
+            batch["truth"] = self.truth_patches[members]
+        return batch
+
+
+def group_scan(
+    scan: ScanData,
+    gridsize: int,
+    *,
+    n_groups: int | None = None,
+    seed: int = 0,
+    k_neighbours: int = 7,
+    with_truth: bool = False,
+) -> GroupedScan:
+    """Group a scan for training or validation (see ``physics.grouping``)."""
+    n_channels = gridsize**2
+    if scan.n_patterns < n_channels:
+        raise ConfigError(
+            f"gridsize {gridsize} needs at least {n_channels} positions per group, but the scan has only "
+            f"{scan.n_patterns}"
+        )
+    groups = group_neighbours(scan.positions, gridsize, n_groups, seed, k_neighbours=k_neighbours)
+    offsets = group_offsets(scan.positions, groups)
+    truth = None
+    if with_truth:
+        if scan.object_truth is None:
+            raise ConfigError("this model type needs the true object ('objectGuess') in the training data")
+        truth = extract_patches(torch.from_numpy(scan.object_truth), torch.from_numpy(scan.positions),
+                                scan.patch_size).to(torch.complex64)
+    return GroupedScan(
+        amplitudes=torch.from_numpy(np.ascontiguousarray(scan.amplitudes, dtype=np.float32)),
+        positions=torch.from_numpy(np.asarray(scan.positions, dtype=np.float32)),
+        groups=torch.from_numpy(np.asarray(groups, dtype=np.int64)),
+        offsets=torch.from_numpy(np.asarray(offsets, dtype=np.float32)),
+        truth_patches=truth,
+    )
+
+
+class _IndexBatches(Dataset[dict[str, Tensor]]):
+    """Each item is a whole batch, gathered by tensor indexing."""
+
+    def __init__(self, data: GroupedScan, batches: list[Tensor]) -> None:
+        self.data = data
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        return self.data.batch(self.batches[i])
+
+
+def epoch_batches(data: GroupedScan, batch_size: int, *, shuffle: bool, seed: int, epoch: int) -> list[Tensor]:
+    """Index batches for one epoch. The order depends only on (seed, epoch), so a resumed run sees
+    exactly the batches an uninterrupted run would have seen."""
+    if shuffle:
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(data.n_groups, generator=generator)
+    else:
+        order = torch.arange(data.n_groups)
+    return list(order.split(batch_size))
+
+
+def batch_loader(
+    data: GroupedScan,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    epoch: int,
+    num_workers: int = 0,
+) -> Iterator[dict[str, Tensor]]:
+    batches = epoch_batches(data, batch_size, shuffle=shuffle, seed=seed, epoch=epoch)
+    if num_workers == 0:
+        # Data may live on the GPU; gathering in-process avoids a DataLoader round trip.
+        return (data.batch(b.to(data.groups.device)) for b in batches)
+    loader = DataLoader(_IndexBatches(data, batches), batch_size=None, shuffle=False,
+                        num_workers=num_workers, persistent_workers=False)
+    return iter(loader)

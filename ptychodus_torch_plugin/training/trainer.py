@@ -1,0 +1,356 @@
+"""The training loop: plain PyTorch, plugin events, crash-safe checkpoints and logs.
+
+Per epoch: train over shuffled group batches, validate, step the schedule, log one metrics row, save the
+``last`` checkpoint (and ``best`` when validation improved), fire ``ptychodus_torch_epoch_end``. The loss
+is accumulated on the device and read back once per epoch, so the step itself never waits for the host.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..atomic import atomic_write
+from ..config import ExecutionConfig, TrainingConfig
+from ..data.load import load_scan
+from ..data.scan import ScanData
+from ..errors import ConfigError
+from ..evaluation import evaluate, region_mask
+from ..inference import Reconstruction, reconstruct_scan
+from ..loggers.base import LoggerSettings, RunStatus, allocate_run_dir, latest_run_dir
+from ..loggers.guard import GuardedLogger
+from ..models.model_file import MODEL_FILE_NAME, save_model
+from ..physics.canvas import group_canvas_size
+from ..physics.scale import intensity_scale
+from ..pictures import save_loss_figure, save_object_figure
+from ..plugins import PluginHost, build_plugin_host
+from .checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
+from .context import RunContext
+from .data import GroupedScan, batch_loader, group_scan
+from .determinism import enable_deterministic, restore_rng_state, rng_state, seed_everything
+from .schedules import build_scheduler, current_lr, step_scheduler
+from .stopping import StopRequest
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    status: RunStatus
+    run_dir: Path
+    model_path: Path | None
+    epochs_completed: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    quality: dict[str, float] | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class _Progress:
+    """Mutable loop state; exactly what a checkpoint must restore."""
+
+    epoch: int = 0  # finished epochs
+    step: int = 0
+    best_loss: float = float("inf")
+    epochs_without_improvement: int = 0
+    elapsed_s: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _mean_loss(model: torch.nn.Module, data: GroupedScan, batch_size: int) -> float:
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=data.amplitudes.device)
+    with torch.no_grad():
+        for batch in batch_loader(data, batch_size, shuffle=False, seed=0, epoch=0):
+            total += model.training_loss(batch).double() * batch["amplitudes"].shape[0]
+    return float(total) / data.n_groups
+
+
+class Trainer:
+    """One training run. Build it, then call :meth:`run`; see :func:`train`."""
+
+    def __init__(self, config: TrainingConfig, execution: ExecutionConfig, host: PluginHost | None = None) -> None:
+        config.validate()
+        self.config = config
+        self.execution = execution
+        self.host = host or build_plugin_host()
+        self.device = self.host.resolve_device(execution.accelerator)
+        self.backend = self.host.logger_backend(execution.logger)
+        self.model_type = self.host.model_type(config.model.model_type)
+        if config.deterministic:
+            enable_deterministic(self.device)
+        seed_everything(config.seed)
+        self.train_scan = load_scan(config.train_data_file)
+        self.test_scan = load_scan(config.test_data_file) if config.test_data_file else None
+        if config.model.patch_size is None:
+            config = replace(config, model=replace(config.model, patch_size=self.train_scan.patch_size))
+            config.validate()
+            self.config = config
+        self._check_data(self.train_scan, "training")
+        if self.test_scan is not None:
+            self._check_data(self.test_scan, "test")
+        with_truth = self.model_type.needs_ground_truth
+        grouping = dict(seed=config.seed, k_neighbours=config.k_neighbours)
+        self.train_data = group_scan(self.train_scan, config.model.gridsize, n_groups=config.n_images,
+                                     with_truth=with_truth, **grouping).to(self.device)
+        self.val_data = None
+        if self.test_scan is not None:
+            self.val_data = group_scan(self.test_scan, config.model.gridsize,
+                                       with_truth=with_truth and self.test_scan.object_truth is not None,
+                                       **grouping).to(self.device)
+        offsets = [self.train_data.offsets] + ([self.val_data.offsets] if self.val_data is not None else [])
+        canvas = max(group_canvas_size(o, config.model.patch_size) for o in offsets)
+        scale = intensity_scale(self.train_scan.amplitudes)
+        self.model = self.model_type.create(config.model, torch.from_numpy(self.train_scan.probe), scale,
+                                            canvas).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
+        self.scheduler = build_scheduler(self.optimizer, config)
+        self.progress = _Progress()
+
+    def _check_data(self, scan: ScanData, what: str) -> None:
+        if scan.patch_size != self.config.model.patch_size:
+            raise ConfigError(
+                f"the {what} data has {scan.patch_size}x{scan.patch_size} patterns but the model is set up for "
+                f"N={self.config.model.patch_size}; pass --N {scan.patch_size} or leave --N unset"
+            )
+        if self.model_type.needs_ground_truth and what == "training" and scan.object_truth is None:
+            raise ConfigError(f"model type '{self.model_type.name}' needs the true object ('objectGuess') "
+                              "in the training data")
+
+    # -- run folder, resume -------------------------------------------------------------------------------
+
+    def _prepare_run_dir(self) -> Path:
+        output_dir = Path(self.config.output_dir)
+        if not self.config.resume:
+            return allocate_run_dir(output_dir)
+        run_dir = latest_run_dir(output_dir)
+        last = checkpoint_path(run_dir, "last") if run_dir else None
+        if last is None or not last.is_file():
+            raise ConfigError(f"--resume: no checkpoint to resume from in {output_dir} "
+                              "(expected lightning_logs/version_<N>/checkpoints/last.pt)")
+        self._restore(load_checkpoint(last))
+        return run_dir  # type: ignore[return-value]
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        if state.get("model_config") != self._model_config_record():
+            raise ConfigError("--resume: the checkpoint was made with a different model configuration "
+                              f"({state.get('model_config')}); use the same N, gridsize, model and loss")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        progress = state["progress"]
+        self.progress = _Progress(
+            epoch=int(progress["epoch"]), step=int(progress["step"]), best_loss=float(progress["best_loss"]),
+            epochs_without_improvement=int(progress["epochs_without_improvement"]),
+            elapsed_s=float(progress["elapsed_s"]), history=[dict(h) for h in progress["history"]],
+        )
+        restore_rng_state(state["rng"])
+
+    def _model_config_record(self) -> dict[str, Any]:
+        from ..models.model_file import plain
+
+        return plain(self.config.model.__dict__)
+
+    def _checkpoint_state(self) -> dict[str, Any]:
+        p = self.progress
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "model_config": self._model_config_record(),
+            "progress": {"epoch": p.epoch, "step": p.step, "best_loss": p.best_loss,
+                         "epochs_without_improvement": p.epochs_without_improvement,
+                         "elapsed_s": p.elapsed_s, "history": p.history},
+            "rng": rng_state(),
+        }
+
+    # -- the loop -----------------------------------------------------------------------------------------
+
+    def _batches(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
+        workers = self.config.num_workers if self.device.type == "cpu" else 0
+        return batch_loader(self.train_data, self.config.batch_size, shuffle=True, seed=self.config.seed,
+                            epoch=epoch, num_workers=workers)
+
+    def _train_epoch(self, epoch: int, stop: StopRequest) -> tuple[float, int] | None:
+        """Mean training loss and patterns seen, or None when a stop request abandoned the epoch."""
+        self.model.train()
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        seen = 0
+        n_batches = -(-self.train_data.n_groups // self.config.batch_size)
+        bar = tqdm(self._batches(epoch), total=n_batches, disable=self.config.quiet, leave=False,
+                   desc=f"epoch {epoch + 1}/{self.config.max_epochs}", unit="batch")
+        for batch in bar:
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            loss = self.model.training_loss(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            size = batch["amplitudes"].shape[0]
+            total += loss.detach().double() * size
+            seen += size
+            self.progress.step += 1
+            if self.execution.per_step_metrics:
+                self.logger.log_step_metrics({"train_loss_step": float(loss)}, epoch=epoch, step=self.progress.step)
+            if stop.requested:
+                bar.close()
+                return None
+        bar.close()
+        return float(total) / max(seen, 1), seen * self.train_data.n_channels
+
+    def run(self) -> TrainResult:
+        run_dir = self._prepare_run_dir()
+        self.run_dir = run_dir
+        settings = LoggerSettings(output_dir=Path(self.config.output_dir), run_dir=run_dir,
+                                  run_name=self.execution.run_name, experiment_name=self.execution.experiment_name,
+                                  per_step_metrics=self.execution.per_step_metrics, resume=self.config.resume)
+        self.logger = GuardedLogger(self.backend.create(settings), name=self.backend.name)
+        self.logger.start()
+        hyperparams = {**self.config.flat(), "accelerator": self.execution.accelerator, "device": str(self.device),
+                       "logger": self.backend.name, "intensity_scale": float(self.model.scale)}
+        if not self.config.resume:
+            atomic_write(run_dir / "config.json", lambda f: f.write(json.dumps(hyperparams, indent=2).encode()))
+        self.logger.log_hyperparams(hyperparams)
+        context = RunContext(output_dir=Path(self.config.output_dir), run_dir=run_dir, device=str(self.device),
+                             hyperparams=hyperparams, epoch=self.progress.epoch)
+        self.host.notify("ptychodus_torch_train_start", run=context)
+        try:
+            status = self._loop(context)
+            result = self._finish(context, status)
+        except BaseException as error:
+            self.host.notify("ptychodus_torch_train_failed", run=context, error=error)
+            self.logger.finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+            raise
+        self.logger.finish(status)
+        self.host.notify("ptychodus_torch_train_end", run=context, status=status, metrics=result.metrics)
+        return result
+
+    def _loop(self, context: RunContext) -> RunStatus:
+        config, p = self.config, self.progress
+        with StopRequest() as stop:
+            while p.epoch < config.max_epochs:
+                epoch = p.epoch
+                started = time.perf_counter()
+                outcome = self._train_epoch(epoch, stop)
+                if outcome is None:
+                    _log.warning("stop requested (%s): epoch %d abandoned; the last checkpoint holds epoch %d",
+                                 stop.signal_name, epoch, epoch - 1)
+                    return "KILLED"
+                train_loss, patterns = outcome
+                val_loss = _mean_loss(self.model, self.val_data, config.batch_size) if self.val_data else None
+                monitored = val_loss if val_loss is not None else train_loss
+                lr = current_lr(self.optimizer)
+                step_scheduler(self.scheduler, monitored)
+                seconds = time.perf_counter() - started
+                p.elapsed_s += seconds
+                p.epoch = epoch + 1
+                metrics = {"train_loss": train_loss, "lr": lr, "epoch_seconds": seconds,
+                           "elapsed_seconds": p.elapsed_s, "patterns_per_second": patterns / max(seconds, 1e-9)}
+                if val_loss is not None:
+                    metrics["val_loss"] = val_loss
+                improved = monitored < p.best_loss
+                if improved:
+                    p.best_loss, p.epochs_without_improvement = monitored, 0
+                else:
+                    p.epochs_without_improvement += 1
+                p.history.append({"epoch": float(epoch), **metrics})
+                self.logger.log_metrics(metrics, epoch=epoch, step=p.step)
+                self._save_checkpoints(context, improved)
+                context.epoch = p.epoch
+                self.host.notify("ptychodus_torch_epoch_end", run=context, epoch=epoch, metrics=metrics)
+                if config.image_every_n_epochs and p.epoch % config.image_every_n_epochs == 0:
+                    self._log_pictures(epoch)
+                if not config.quiet:
+                    shown = f"val_loss {val_loss:.5g} " if val_loss is not None else ""
+                    tqdm.write(f"epoch {epoch + 1}/{config.max_epochs}: train_loss {train_loss:.5g} {shown}"
+                               f"lr {lr:.3g} ({metrics['patterns_per_second']:.0f} patterns/s)")
+                if (config.early_stopping_patience is not None
+                        and p.epochs_without_improvement >= config.early_stopping_patience):
+                    _log.info("early stopping after %d epochs without improvement", p.epochs_without_improvement)
+                    break
+                if stop.requested:
+                    return "KILLED"
+        return "FINISHED"
+
+    def _save_checkpoints(self, context: RunContext, improved: bool) -> None:
+        state = self._checkpoint_state()
+        for kind in ("last", "best") if improved else ("last",):
+            path = save_checkpoint(self.run_dir, kind, state)
+            self.host.notify("ptychodus_torch_checkpoint_saved", run=context, path=path, kind=kind)
+
+    def _evaluation_scan(self) -> ScanData:
+        return self.test_scan if self.test_scan is not None else self.train_scan
+
+    def _reconstruct(self) -> Reconstruction:
+        return reconstruct_scan(self.model, self._evaluation_scan(), batch_size=max(64, self.config.batch_size),
+                                device=self.device, k_neighbours=self.config.k_neighbours, seed=self.config.seed)
+
+    def _log_pictures(self, epoch: int) -> None:
+        recon = self._reconstruct()
+        self.logger.log_image("amplitude", np.abs(recon.object), epoch=epoch, step=self.progress.step)
+        self.logger.log_image("phase", np.angle(recon.object), epoch=epoch, step=self.progress.step)
+
+    def _finish(self, context: RunContext, status: RunStatus) -> TrainResult:
+        p = self.progress
+        if p.epoch == 0:
+            return TrainResult(status, self.run_dir, None, 0)
+        metrics = {k: v for k, v in p.history[-1].items() if k != "epoch"}
+        best = checkpoint_path(self.run_dir, "best")
+        if best.is_file():  # the model file holds the best weights, not merely the last ones
+            self.model.load_state_dict(load_checkpoint(best)["model"])
+        info = {"epochs": p.epoch, "best_loss": p.best_loss, "training": self.config.flat(), "status": status}
+        model_path = save_model(self.model, self.config.model, self.run_dir / MODEL_FILE_NAME, info)
+        self.host.notify("ptychodus_torch_checkpoint_saved", run=context, path=model_path, kind="model")
+        self.logger.log_artifact(model_path)
+        if status == "KILLED":  # stop promptly: the model is saved, the final pictures can wait
+            return TrainResult(status, self.run_dir, model_path, p.epoch, metrics, None, p.history)
+        recon = self._reconstruct()
+        scan = self._evaluation_scan()
+        quality = None
+        if scan.object_truth is not None:
+            quality = evaluate(recon.object, scan.object_truth, region_mask(recon.weights)).as_dict()
+            # Re-log the last epoch's row with the quality columns added: one row per epoch stays true.
+            final = {**metrics, **{f"final_{k}": v for k, v in quality.items()}}
+            self.logger.log_metrics(final, epoch=p.epoch - 1, step=p.step)
+        save_reconstruction(self.run_dir / "reconstruction.npz", recon, scan, quality)
+        picture = save_object_figure(self.run_dir / "reconstruction.png", recon.object, scan.object_truth,
+                                     title=f"after {p.epoch} epochs")
+        losses = {k: [h[k] for h in p.history if k in h] for k in ("train_loss", "val_loss")}
+        curve = save_loss_figure(self.run_dir / "loss.png", [int(h["epoch"]) for h in p.history],
+                                 {k: v for k, v in losses.items() if v})
+        for path in (picture, curve):
+            self.logger.log_artifact(path)
+        return TrainResult(status, self.run_dir, model_path, p.epoch, metrics, quality, p.history)
+
+
+def save_reconstruction(path: Path, recon: Reconstruction, scan: ScanData, quality: dict[str, float] | None) -> Path:
+    """NPZ with the complex object, its amplitude and phase, the weight map and the pixel geometry."""
+    arrays: dict[str, Any] = {
+        "object": recon.object.astype(np.complex64),
+        "amplitude": np.abs(recon.object).astype(np.float32),
+        "phase": np.angle(recon.object).astype(np.float32),
+        "weights": recon.weights.astype(np.float32),
+        "positions": np.asarray(scan.positions, dtype=np.float64),
+        "pixel_size_m": np.float64(scan.pixel_size_m if scan.pixel_size_m is not None else np.nan),
+    }
+    if quality:
+        arrays["quality_json"] = np.array(json.dumps(quality))
+
+    def write(handle: Any) -> None:
+        np.savez_compressed(handle, **arrays)
+
+    return atomic_write(path, write)
+
+
+def train(config: TrainingConfig, execution: ExecutionConfig | None = None,
+          host: PluginHost | None = None) -> TrainResult:
+    """Train a model as configured; the programmatic twin of ``ptychodus-torch train``."""
+    return Trainer(config, execution or ExecutionConfig(), host).run()
