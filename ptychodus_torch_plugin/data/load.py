@@ -1,0 +1,105 @@
+"""One entry point, :func:`load_scan`, that recognises a data file by its content and reads it.
+
+Why content first: users rename files freely (``.npz`` saved as ``.dat``, HDF5 as ``.hdf``), so the
+first bytes decide the format; the suffix only improves the error message when neither format fits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+
+from ..errors import DataError
+from .checks import describe_keys
+from .npz import read_npz
+from .ptychodus_h5 import (
+    DIFFRACTION_FILE_NAME,
+    PRODUCT_FILE_NAME,
+    h5_top_level_names,
+    read_ptychodus,
+    read_ptychodus_training,
+)
+from .scan import ScanData
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with entries; an empty zip
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def load_scan(path: Path | str, *, counts: bool | None = None) -> ScanData:
+    """Read a scan from an NPZ file, a ptychodus HDF5 file (or pair), or a ptychodus batch folder.
+
+    - NPZ (PtychoPINN layout), see :func:`.npz.read_npz`.
+    - ptychodus ``diffraction.h5`` or ``product.h5``: the other file of the pair is taken from the same
+      folder under ptychodus's standard name; a folder holding both works too.
+    - ptychodus training-data HDF5 (``patterns`` + ``probe_position_x_px``).
+
+    ``counts`` overrides whether the diffraction array holds counts (True) or amplitudes (False).
+    Every failure is a :class:`DataError` naming the file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return read_ptychodus(path / DIFFRACTION_FILE_NAME, path / PRODUCT_FILE_NAME, counts=counts)
+    kind = sniff_format(path)
+    if kind == "npz":
+        return read_npz(path, counts=counts)
+    return _load_hdf5(path, counts)
+
+
+def sniff_format(path: Path) -> str:
+    """'npz' or 'hdf5' from the file's first bytes; a DataError for anything else."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: file not found") from exc
+    except OSError as exc:
+        raise DataError(f"{path}: cannot open ({exc})") from exc
+    if not head:
+        raise DataError(f"{path}: the file is empty (0 bytes)")
+    if head[:4] in _ZIP_MAGIC:
+        return "npz"
+    if head == _HDF5_MAGIC or _is_hdf5(path):
+        return "hdf5"
+    suffix = path.suffix.lower()
+    hint = {
+        ".npz": "it is named .npz but is not a zip archive (truncated or corrupt?)",
+        ".h5": "it is named .h5 but is not an HDF5 file (truncated or corrupt?)",
+        ".hdf5": "it is named .hdf5 but is not an HDF5 file (truncated or corrupt?)",
+    }.get(suffix, "expected an NPZ archive or an HDF5 file")
+    raise DataError(f"{path}: unrecognised data file format; {hint}")
+
+
+def _is_hdf5(path: Path) -> bool:
+    """HDF5 also allows a user block before the signature; h5py knows where to look."""
+    try:
+        return bool(h5py.is_hdf5(path))
+    except Exception:
+        return False
+
+
+def _load_hdf5(path: Path, counts: bool | None) -> ScanData:
+    names = set(h5_top_level_names(path))
+    if {"patterns", "probe_position_x_px"} <= names:
+        return read_ptychodus_training(path, counts=counts)
+    if {"patterns", "indexes"} <= names:
+        product = path.parent / PRODUCT_FILE_NAME
+        if not product.exists():
+            raise DataError(
+                f"{path}: a ptychodus diffraction file needs its product file, expected at {product}; "
+                "or call read_ptychodus(diffraction_path, product_path)"
+            )
+        return read_ptychodus(path, product, counts=counts)
+    if {"probe", "object", "probe_position_x_m"} <= names:
+        diffraction = path.parent / DIFFRACTION_FILE_NAME
+        if not diffraction.exists():
+            raise DataError(
+                f"{path}: a ptychodus product file holds no diffraction patterns; "
+                f"expected them at {diffraction}"
+            )
+        return read_ptychodus(diffraction, path, counts=counts)
+    raise DataError(
+        f"{path}: HDF5 file is neither a ptychodus diffraction, product nor training-data file "
+        f"(needs 'patterns' + 'indexes', or 'probe' + 'object' + 'probe_position_x_m'); "
+        f"present: {describe_keys(names)}"
+    )
