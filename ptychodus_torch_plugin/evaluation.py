@@ -51,14 +51,29 @@ def _bounding_box(mask: np.ndarray) -> tuple[slice, slice]:
     return slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
 
 
-def register(reference: np.ndarray, moving: np.ndarray, upsample: int = 20) -> tuple[np.ndarray, tuple[float, float]]:
-    """Shift ``moving`` (complex) onto ``reference`` by sub-pixel cross-correlation of amplitudes."""
+def register(reference: np.ndarray, moving: np.ndarray, region: np.ndarray, max_shift_px: float = 8.0,
+             upsample: int = 20) -> tuple[np.ndarray, tuple[float, float]]:
+    """Shift complex ``moving`` onto ``reference`` by sub-pixel cross-correlation over ``region``.
+
+    Both complex fields are compared (amplitude *and* phase carry structure; the correlation magnitude
+    ignores a global phase), mean-free and zeroed outside the region, so the bright-dark edge of the
+    scanned area cannot dominate. A peak further than ``max_shift_px`` is not a registration of the same
+    object but a spurious match, so the images are then compared unshifted.
+    """
     from skimage.registration import phase_cross_correlation
 
-    shift, _, _ = phase_cross_correlation(np.abs(reference), np.abs(moving), upsample_factor=upsample,
-                                          normalization=None)
-    moved = np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(moving), shift))
-    return moved.astype(np.complex128), (float(shift[0]), float(shift[1]))
+    ref = np.where(region, reference - reference[region].mean(), 0)
+    mov = np.where(region, moving - moving[region].mean(), 0)
+    if not np.abs(ref).any() or not np.abs(mov).any():  # a flat image has nothing to register
+        return moving.astype(np.complex128), (0.0, 0.0)
+    shift, _, _ = phase_cross_correlation(ref, mov, upsample_factor=upsample, normalization=None)
+    if np.abs(shift).max() > max_shift_px:
+        return moving.astype(np.complex128), (0.0, 0.0)
+    # Spline interpolation is local: unlike a Fourier shift, a phase ramp that is not periodic across
+    # the image does not ring into the compared region.
+    moved = (ndimage.shift(moving.real, shift, order=3, mode="nearest")
+             + 1j * ndimage.shift(moving.imag, shift, order=3, mode="nearest"))
+    return moved, (float(shift[0]), float(shift[1]))
 
 
 def remove_phase_plane(reconstruction: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -90,7 +105,8 @@ def fourier_ring_correlation(a: np.ndarray, b: np.ndarray, n_rings: int | None =
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    if np.std(a) == 0 or np.std(b) == 0:
+    # A (numerically) constant image has no correlation with anything: report 0, not rounding noise.
+    if min(np.std(a) / (np.abs(a).mean() + 1e-30), np.std(b) / (np.abs(b).mean() + 1e-30)) < 1e-6:
         return 0.0
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
 
@@ -105,7 +121,7 @@ def evaluate(reconstruction: np.ndarray, truth: np.ndarray, mask: np.ndarray) ->
         raise ValueError(f"reconstruction {reconstruction.shape} and truth {truth.shape} differ in shape")
     box = _bounding_box(mask)
     truth_c, region = truth[box], mask[box]
-    moved, shift = register(truth_c, reconstruction[box])
+    moved, shift = register(truth_c, reconstruction[box], region)
     moved = remove_phase_plane(moved, truth_c, region)
     amplitude = np.abs(moved)
     gain = np.sum(amplitude[region] * np.abs(truth_c)[region]) / max(np.sum(amplitude[region] ** 2), 1e-30)

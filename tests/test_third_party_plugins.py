@@ -89,3 +89,17 @@ logger.finish("FINISHED")
     assert [e["event"] for e in events] == ["start", "hyperparams", "metrics", "metrics", "metrics", "finish"]
     assert [e["metrics"]["train_loss"] for e in events if e["event"] == "metrics"] == [1.0, 0.5, 1.0 / 3]
     assert events[-1]["status"] == "FINISHED"
+
+
+def test_training_run_with_the_installed_jsonl_logger(plugin_site, tmp_path):
+    fixture = ROOT / "tests" / "fixtures" / "pytorch_integration" / "minimal_dataset_v1.npz"
+    result = _run(plugin_site, ["-m", "ptychodus_torch_plugin", "train", "--train_data_file", str(fixture),
+                                "--output_dir", str(tmp_path), "--n_images", "8", "--max_epochs", "2",
+                                "--channels", "8,16,32", "--accelerator", "cpu", "--logger", "jsonl", "--quiet"])
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "lightning_logs" / "version_0" / "events.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    epochs = [e["epoch"] for e in events if e["event"] == "metrics" and "final_amplitude_ssim" not in e["metrics"]]
+    assert epochs == [0, 1]
+    assert events[-1] == {"event": "finish", "status": "FINISHED"}
+    assert any(e["event"] == "artifact" and e["path"].endswith("model.pt") for e in events)

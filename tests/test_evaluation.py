@@ -1,0 +1,78 @@
+"""Quality metrics: ambiguities removed, collapse detected, data range stated."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from ptychodus_torch_plugin.evaluation import evaluate, fourier_ring_correlation, region_mask
+
+
+@pytest.fixture(scope="module")
+def truth() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    amplitude = 0.5 + 0.5 * ndimage.gaussian_filter(rng.random((96, 96)), 2)
+    amplitude = (amplitude - amplitude.min()) / np.ptp(amplitude) * 0.5 + 0.5
+    phase = ndimage.gaussian_filter(rng.standard_normal((96, 96)), 2)
+    phase = phase / np.abs(phase).max() * 1.2
+    return amplitude * np.exp(1j * phase)
+
+
+@pytest.fixture(scope="module")
+def region() -> np.ndarray:
+    mask = np.zeros((96, 96), bool)
+    mask[16:80, 16:80] = True
+    return mask
+
+
+def test_identical_images_score_perfectly(truth, region):
+    report = evaluate(truth, truth, region)
+    assert report.amplitude_ssim == pytest.approx(1) and report.phase_ssim == pytest.approx(1)
+    assert report.amplitude_pearson == pytest.approx(1) and report.frc_cutoff == 1.0
+
+
+def test_unmeasurable_differences_are_removed(truth, region):
+    """Global phase, a linear phase ramp, an amplitude gain and a small shift are not errors."""
+    rows, cols = np.indices(truth.shape)
+    ambiguous = 0.7 * np.roll(truth, (2, -3), axis=(0, 1)) * np.exp(1j * (0.8 + 0.01 * rows - 0.02 * cols))
+    report = evaluate(ambiguous, truth, region)
+    assert report.shift_px == pytest.approx((-2, 3), abs=0.1)
+    assert report.amplitude_ssim > 0.99 and report.phase_ssim > 0.95
+    assert report.phase_pearson > 0.97
+
+
+def test_collapse_to_a_flat_object_is_caught_by_correlation(truth, region):
+    flat = np.full(truth.shape, 0.75 + 0j)
+    report = evaluate(flat, truth, region)
+    assert report.amplitude_pearson == 0.0
+    assert report.amplitude_ssim < 0.5 and report.phase_ssim < 0.5
+
+
+def test_blurred_reconstruction_scores_lower(truth, region):
+    blurred = ndimage.gaussian_filter(truth.real, 4) + 1j * ndimage.gaussian_filter(truth.imag, 4)
+    sharp = evaluate(truth, truth, region)
+    soft = evaluate(blurred, truth, region)
+    assert soft.amplitude_ssim < sharp.amplitude_ssim - 0.2
+    assert soft.frc_cutoff < 0.5
+
+
+def test_psnr_uses_the_true_data_range_not_255(truth, region):
+    noisy = truth + 0.01 * np.random.default_rng(1).standard_normal(truth.shape)
+    report = evaluate(noisy, truth, region)
+    assert report.amplitude_range == pytest.approx(np.ptp(np.abs(truth)[16:80, 16:80]))
+    assert 20 < report.amplitude_psnr_db < 60  # a 255 peak on unit-scale data would add ~48 dB
+
+
+def test_frc_of_independent_noise_is_low():
+    rng = np.random.default_rng(2)
+    _, frc = fourier_ring_correlation(rng.standard_normal((64, 64)), rng.standard_normal((64, 64)))
+    assert np.abs(frc[4:]).mean() < 0.2
+
+
+def test_region_mask_keeps_well_illuminated_pixels():
+    weights = np.zeros((10, 10))
+    weights[2:8, 2:8] = 1.0
+    weights[5, 5] = 4.0
+    assert region_mask(weights, 0.3).sum() == 1
+    assert region_mask(weights, 0.1).sum() == 36
