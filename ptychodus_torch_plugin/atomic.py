@@ -19,10 +19,14 @@ import torch
 from .errors import ModelFileError
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(file)`` on a temporary file, then rename it to ``path``."""
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None], *, make_parents: bool = True) -> Path:
+    """Call ``write(file)`` on a temporary file, then rename it to ``path``.
+
+    ``make_parents=False`` fails when the folder is gone instead of silently re-creating it.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
