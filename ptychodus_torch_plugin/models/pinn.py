@@ -87,11 +87,16 @@ class PtychoModel(nn.Module):
         return probe_intensity(self.probe.detach())
 
     def constrained_patches(self, patches: Tensor, offsets: Tensor) -> Tensor:
-        """Overlap constraint: average the group's patches on a shared canvas and cut them out again."""
+        """Overlap constraint: average the group's patches on a shared canvas and cut them out again.
+
+        The average is weighted by probe intensity, as in the final stitching: a patch speaks for the
+        object only where its own beam lit it. An unweighted average would let the unconstrained margin
+        of one patch (outside its probe) overwrite the well-measured centre of its neighbour.
+        """
         if patches.shape[1] == 1:
             return patches
         size = int(self.canvas_size)
-        canvas = patches_to_canvas(patches, offsets, size)
+        canvas = patches_to_canvas(patches, offsets, size, weights=self.illumination())
         return canvas_to_patches(canvas, offsets, patches.shape[-1])
 
     def training_loss(self, batch: Batch) -> Tensor:
