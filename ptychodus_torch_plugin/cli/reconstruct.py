@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inference_batch_size", "--inference-batch-size", type=int, default=256,
                         help="groups per network pass (memory per pass grows with it)")
     parser.add_argument("--accelerator", default="auto")
+    parser.add_argument("--ptychodus-dir", "--ptychodus_dir", type=Path, default=None,
+                        help="also write the result as ptychodus files (product.h5 with the reconstructed object, "
+                             "diffraction.h5) into this folder")
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -44,8 +47,18 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output_dir)
     npz = save_reconstruction(out / "reconstruction.npz", recon, scan, quality)
     png = save_object_figure(out / "reconstruction.png", recon.object, scan.object_truth)
+    product = None
+    if args.ptychodus_dir is not None:
+        from dataclasses import replace
+
+        from ..data.ptychodus_h5 import DIFFRACTION_FILE_NAME, PRODUCT_FILE_NAME, save_ptychodus
+
+        result_scan = replace(scan, object_truth=recon.object.astype("complex64"), source="ptychodus-torch reconstruct")
+        _, product = save_ptychodus(result_scan, args.ptychodus_dir / DIFFRACTION_FILE_NAME,
+                                    args.ptychodus_dir / PRODUCT_FILE_NAME)
     summary = {"reconstruction": str(npz), "picture": str(png), "patterns": recon.n_patterns,
-               "object_shape": list(recon.object.shape), "quality": quality}
+               "object_shape": list(recon.object.shape), "quality": quality,
+               "ptychodus_product": str(product) if product else None}
     if not args.quiet:
         print(json.dumps(summary, indent=2))
     return 0

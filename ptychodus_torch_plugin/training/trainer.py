@@ -185,10 +185,10 @@ class Trainer:
         self.model.train()
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         seen = 0
-        n_batches = -(-self.train_data.n_groups // self.config.batch_size)
-        bar = tqdm(self._batches(epoch), total=n_batches, disable=self.config.quiet, leave=False,
-                   desc=f"epoch {epoch + 1}/{self.config.max_epochs}", unit="batch")
-        for batch in bar:
+        channels = self.train_data.n_channels
+        bar = tqdm(total=self.train_data.n_groups * channels, disable=self.config.quiet, leave=False,
+                   desc=f"epoch {epoch + 1}/{self.config.max_epochs}", unit="pattern", unit_scale=True)
+        for batch in self._batches(epoch):
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             loss = self.model.training_loss(batch)
             self.optimizer.zero_grad(set_to_none=True)
@@ -197,6 +197,7 @@ class Trainer:
             size = batch["amplitudes"].shape[0]
             total += loss.detach().double() * size
             seen += size
+            bar.update(size * channels)
             self.progress.step += 1
             if self.execution.per_step_metrics:
                 self.logger.log_step_metrics({"train_loss_step": float(loss)}, epoch=epoch, step=self.progress.step)

@@ -46,7 +46,8 @@ def test_train_then_reconstruct_every_position(tiny_scans, tmp_path):
     assert trained.returncode == 0, trained.stderr
     assert not (tmp_path / "out" / "lightning_logs" / "version_0" / "metrics.csv").exists()  # logger none
     result = _python(["-m", "ptychodus_torch_plugin.reconstruct", "--model", "out", "--data_file", str(test_file),
-                      "--output_dir", "recon", "--inference_batch_size", "5", "--accelerator", "cpu"], cwd=tmp_path)
+                      "--output_dir", "recon", "--inference_batch_size", "5", "--accelerator", "cpu",
+                      "--ptychodus-dir", "recon/ptychodus"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["patterns"] == 36 and summary["quality"]["amplitude_ssim"] is not None
@@ -57,6 +58,11 @@ def test_train_then_reconstruct_every_position(tiny_scans, tmp_path):
         rows, cols = np.round(saved["positions"]).astype(int).T
         assert (weights[rows, cols] > 0).all()
     assert (tmp_path / "recon" / "reconstruction.png").stat().st_size > 1000
+    from ptychodus_torch_plugin.data import load_scan
+
+    product = load_scan(tmp_path / "recon" / "ptychodus")  # ptychodus's diffraction.h5 + product.h5 pair
+    np.testing.assert_allclose(product.object_truth, obj, atol=1e-6)
+    np.testing.assert_allclose(product.positions, load_scan(test_file).positions, atol=1e-9)
 
 
 @pytest.mark.parametrize("args, message", [

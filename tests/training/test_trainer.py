@@ -79,6 +79,14 @@ def test_deterministic_runs_are_bit_identical(tiny_scans, tmp_path):
     assert len(losses[0]) == 2
 
 
+def test_worker_processes_give_the_same_batches(tiny_scans, tmp_path):
+    losses = []
+    for workers in (0, 2):
+        result = train(tiny_config(*tiny_scans, tmp_path / str(workers), deterministic=True, num_workers=workers), CPU)
+        losses.append([r["train_loss"] for r in _rows(result.run_dir)])
+    assert losses[0] == losses[1]
+
+
 def test_resume_continues_exactly_without_duplicate_or_missing_epochs(tiny_scans, tmp_path):
     straight = train(tiny_config(*tiny_scans, tmp_path / "straight", max_epochs=4, deterministic=True), CPU)
     train(tiny_config(*tiny_scans, tmp_path / "split", max_epochs=2, deterministic=True), CPU)
