@@ -7,20 +7,45 @@ from pathlib import Path
 import numpy as np
 
 
-def save_object_figure(path: Path, obj: np.ndarray, truth: np.ndarray | None = None, title: str = "") -> Path:
-    """Amplitude and phase side by side with colour bars; a second row with the truth when given."""
+def _display_frame(obj: np.ndarray, truth: np.ndarray | None, weights: np.ndarray | None):  # type: ignore[no-untyped-def]
+    """Crop to the measured region and remove the global phase offset, which no measurement determines
+    (aligned to the truth when known, else to the region's mean phase), so pictures compare like with like."""
+    if weights is not None and np.any(weights > 0):
+        rows, cols = np.nonzero(weights >= 0.1 * weights.max())
+        box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+    else:
+        box = (slice(None), slice(None))
+    obj = obj[box]
+    truth = truth[box] if truth is not None else None
+    reference = np.sum(truth * np.conj(obj)) if truth is not None else np.conj(np.sum(obj))
+    return obj * np.exp(1j * np.angle(reference)), truth
+
+
+def save_object_figure(path: Path, obj: np.ndarray, truth: np.ndarray | None = None, title: str = "",
+                       weights: np.ndarray | None = None) -> Path:
+    """Amplitude and phase side by side with colour bars; a second row with the truth when given.
+
+    With ``weights`` (the stitching weight map) only the measured region is shown. Reconstruction and
+    truth share colour limits, so equal shades mean equal values.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    obj, truth = _display_frame(np.asarray(obj), truth, weights)
     rows = [("reconstruction", obj)] + ([("truth", truth)] if truth is not None else [])
+    limits = {}
+    for kind, part in (("amplitude", np.abs), ("phase (rad)", np.angle)):
+        values = np.concatenate([part(image).ravel() for _, image in rows])
+        limits[kind] = (float(np.percentile(values, 0.5)), float(np.percentile(values, 99.5)))
     figure = Figure(figsize=(9, 4.2 * len(rows)), dpi=100)
     FigureCanvasAgg(figure)
     for r, (label, image) in enumerate(rows):
         for c, (kind, data, cmap) in enumerate(
-            [("amplitude", np.abs(image), "gray"), ("phase (rad)", np.angle(image), "twilight")]
+            [("amplitude", np.abs(image), "gray"), ("phase (rad)", np.angle(image), "viridis")]
         ):
             axes = figure.add_subplot(len(rows), 2, 2 * r + c + 1)
-            shown = axes.imshow(data, cmap=cmap, interpolation="nearest")
+            low, high = limits[kind]
+            shown = axes.imshow(data, cmap=cmap, interpolation="nearest", vmin=low, vmax=high)
             axes.set_title(f"{label}: {kind}")
             axes.set_xlabel("col (px)")
             axes.set_ylabel("row (px)")

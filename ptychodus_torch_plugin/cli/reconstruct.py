@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         quality = evaluate(recon.object, scan.object_truth, region_mask(recon.weights)).as_dict()
     out = Path(args.output_dir)
     npz = save_reconstruction(out / "reconstruction.npz", recon, scan, quality)
-    png = save_object_figure(out / "reconstruction.png", recon.object, scan.object_truth)
+    png = save_object_figure(out / "reconstruction.png", recon.object, scan.object_truth, weights=recon.weights)
     product = None
     if args.ptychodus_dir is not None:
         from dataclasses import replace

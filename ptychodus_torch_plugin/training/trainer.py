@@ -323,7 +323,7 @@ class Trainer:
             self.logger.log_metrics(final, epoch=p.epoch - 1, step=p.step)
         save_reconstruction(self.run_dir / "reconstruction.npz", recon, scan, quality)
         picture = save_object_figure(self.run_dir / "reconstruction.png", recon.object, scan.object_truth,
-                                     title=f"after {p.epoch} epochs")
+                                     title=f"after {p.epoch} epochs", weights=recon.weights)
         losses = {k: [h[k] for h in p.history if k in h] for k in ("train_loss", "val_loss")}
         curve = save_loss_figure(self.run_dir / "loss.png", [int(h["epoch"]) for h in p.history],
                                  {k: v for k, v in losses.items() if v})
