@@ -66,7 +66,7 @@ def reconstruct_scan(
     groups = torch.from_numpy(
         np.asarray(group_neighbours(scan.positions, gridsize, None, seed, k_neighbours=k_neighbours), dtype=np.int64)
     )
-    gain = float(model.scale) / intensity_scale(scan.amplitudes)  # type: ignore[attr-defined]
+    gain = float(model.scale.detach()) / intensity_scale(scan.amplitudes)  # type: ignore[attr-defined]
     amplitudes = torch.from_numpy(np.ascontiguousarray(scan.amplitudes, dtype=np.float32) * np.float32(gain))
     positions = torch.from_numpy(np.asarray(scan.positions, dtype=np.float64))
     if device.type == "cuda":

@@ -216,7 +216,7 @@ class Trainer:
         self.logger = GuardedLogger(self.backend.create(settings), name=self.backend.name)
         self.logger.start()
         hyperparams = {**self.config.flat(), "accelerator": self.execution.accelerator, "device": str(self.device),
-                       "logger": self.backend.name, "intensity_scale": float(self.model.scale)}
+                       "logger": self.backend.name, "intensity_scale": float(self.model.scale.detach())}
         if not self.config.resume:
             atomic_write(run_dir / "config.json", lambda f: f.write(json.dumps(hyperparams, indent=2).encode()))
         self.logger.log_hyperparams(hyperparams)
