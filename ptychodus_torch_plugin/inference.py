@@ -21,7 +21,7 @@ from torch import nn
 from .data.scan import ScanData
 from .errors import ConfigError
 from .physics import ObjectAccumulator
-from .physics.grouping import group_neighbours
+from .physics.grouping import group_neighbours, order_by_angle
 from .physics.scale import intensity_scale
 
 
@@ -63,9 +63,8 @@ def reconstruct_scan(
     device = device or next(model.parameters()).device
     model = model.to(device).eval()
     gridsize = model.config.gridsize  # type: ignore[attr-defined]
-    groups = torch.from_numpy(
-        np.asarray(group_neighbours(scan.positions, gridsize, None, seed, k_neighbours=k_neighbours), dtype=np.int64)
-    )
+    groups = torch.from_numpy(order_by_angle(
+        scan.positions, group_neighbours(scan.positions, gridsize, None, seed, k_neighbours=k_neighbours)))
     gain = float(model.scale.detach()) / intensity_scale(scan.amplitudes)  # type: ignore[attr-defined]
     amplitudes = torch.from_numpy(np.ascontiguousarray(scan.amplitudes, dtype=np.float32) * np.float32(gain))
     positions = torch.from_numpy(np.asarray(scan.positions, dtype=np.float64))

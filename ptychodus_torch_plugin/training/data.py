@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..data.scan import ScanData
 from ..errors import ConfigError
 from ..physics import extract_patches
-from ..physics.grouping import group_neighbours, group_offsets
+from ..physics.grouping import group_neighbours, group_offsets, order_by_angle
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,8 @@ def group_scan(
             f"gridsize {gridsize} needs at least {n_channels} positions per group, but the scan has only "
             f"{scan.n_patterns}"
         )
-    groups = group_neighbours(scan.positions, gridsize, n_groups, seed, k_neighbours=k_neighbours)
+    groups = order_by_angle(scan.positions,
+                            group_neighbours(scan.positions, gridsize, n_groups, seed, k_neighbours=k_neighbours))
     offsets = group_offsets(scan.positions, groups)
     truth = None
     if with_truth:

@@ -83,3 +83,14 @@ def test_bad_arguments_raise() -> None:
         group_neighbours(np.zeros((5, 3)), gridsize=1, n_groups=None, seed=0)
     with pytest.raises(DataError):
         group_offsets(scan(count=4), np.array([[0, 4]]))
+
+
+def test_order_by_angle_gives_each_channel_a_fixed_direction():
+    from ptychodus_torch_plugin.physics.grouping import order_by_angle
+
+    grid = np.array([(r, c) for r in range(6) for c in range(6)], dtype=float) * 4.0
+    groups = order_by_angle(grid, group_neighbours(grid, 2, None, seed=0, k_neighbours=3))
+    offsets = group_offsets(grid, groups)
+    angles = np.arctan2(offsets[..., 0], offsets[..., 1])
+    assert (np.diff(angles, axis=1) >= 0).all()
+    assert sorted(groups[0].tolist()) == sorted(group_neighbours(grid, 2, None, seed=0, k_neighbours=3)[0].tolist())
