@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -13,6 +15,21 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextmanager
+def deterministic_algorithms(device: torch.device, enabled: bool = True) -> Iterator[None]:
+    """Deterministic algorithms for the duration of a run, then the caller's setting again (a library
+    call must not leave process-wide state changed)."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    previous_cudnn = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    if enabled:
+        enable_deterministic(device)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = previous_cudnn
 
 
 def enable_deterministic(device: torch.device) -> None:

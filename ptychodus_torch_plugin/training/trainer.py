@@ -36,7 +36,7 @@ from ..plugins import PluginHost, build_plugin_host
 from .checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
 from .context import RunContext
 from .data import GroupedScan, batch_loader, group_scan
-from .determinism import enable_deterministic, restore_rng_state, rng_state, seed_everything
+from .determinism import deterministic_algorithms, restore_rng_state, rng_state, seed_everything
 from .schedules import build_scheduler, current_lr, step_scheduler
 from .stopping import StopRequest
 
@@ -86,8 +86,6 @@ class Trainer:
         self.device = self.host.resolve_device(execution.accelerator)
         self.backend = self.host.logger_backend(execution.logger)
         self.model_type = self.host.model_type(config.model.model_type)
-        if config.deterministic:
-            enable_deterministic(self.device)
         seed_everything(config.seed)
         self.train_scan = load_scan(config.train_data_file)
         self.test_scan = load_scan(config.test_data_file) if config.test_data_file else None
@@ -224,8 +222,9 @@ class Trainer:
                              hyperparams=hyperparams, epoch=self.progress.epoch)
         self.host.notify("ptychodus_torch_train_start", run=context)
         try:
-            status = self._loop(context)
-            result = self._finish(context, status)
+            with deterministic_algorithms(self.device, self.config.deterministic):
+                status = self._loop(context)
+                result = self._finish(context, status)
         except BaseException as error:
             self.host.notify("ptychodus_torch_train_failed", run=context, error=error)
             self.logger.finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")

@@ -77,6 +77,7 @@ def test_deterministic_runs_are_bit_identical(tiny_scans, tmp_path):
         losses.append([(r["train_loss"], r["val_loss"]) for r in _rows(result.run_dir)])
     assert losses[0] == losses[1]
     assert len(losses[0]) == 2
+    assert not torch.are_deterministic_algorithms_enabled()  # process-wide setting restored after the run
 
 
 def test_worker_processes_give_the_same_batches(tiny_scans, tmp_path):
