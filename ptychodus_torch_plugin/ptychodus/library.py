@@ -1,0 +1,45 @@
+"""The ``ReconstructorLibrary`` ptychodus sees: one reconstructor per model type our plugin host knows.
+
+Model types come from our own plugin host (built-ins ``pinn`` and ``supervised`` plus any third-party
+``ptychodus_torch`` plugin), so a model-type plugin shows up in ptychodus with no further work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ptychodus.api.reconstruct import NullReconstructor, Reconstructor, ReconstructorLibrary
+from ptychodus.api.settings import SettingsRegistry
+
+from . import LIBRARY_NAME
+from .settings import TorchSettings
+
+
+class TorchReconstructorLibrary(ReconstructorLibrary):
+    """Built by ptychodus (through the bridge) as ``TorchReconstructorLibrary(settings_registry, dev_mode)``."""
+
+    def __init__(self, settings_registry: SettingsRegistry, is_developer_mode_enabled: bool) -> None:
+        # The package's root logger: ptychodus attaches its task-monitor handler and log-level control to
+        # it, so messages from training, inference and data loading all reach ptychodus's log view.
+        super().__init__("ptychodus_torch_plugin")
+        self.settings = TorchSettings(settings_registry)
+        self._reconstructors: list[Reconstructor] = []
+        try:
+            from ..plugins import build_plugin_host
+            from .reconstructor import TorchReconstructor
+
+            model_types = build_plugin_host().model_types()
+        except Exception as error:  # a broken plugin setup must not take ptychodus down
+            self.get_logger().error("ptychodus-torch model types unavailable: %s: %s", type(error).__name__, error)
+            if is_developer_mode_enabled:
+                self._reconstructors = [NullReconstructor("pinn"), NullReconstructor("supervised")]
+            return
+        for key in sorted(model_types):
+            self._reconstructors.append(TorchReconstructor(model_types[key].backend, self.settings))
+
+    @property
+    def name(self) -> str:
+        return LIBRARY_NAME
+
+    def __iter__(self) -> Iterator[Reconstructor]:
+        return iter(self._reconstructors)

@@ -1,0 +1,104 @@
+"""Our settings as a ptychodus parameter group, mirroring the command line, and their translation into
+the package's config dataclasses.
+
+Why a ptychodus group: values then persist in ptychodus's INI settings file (section
+``[PtychodusTorch]``) and are set in batch mode through ``settings.ini``, like every built-in library.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ptychodus.api.settings import SettingsRegistry
+
+from ..config import ExecutionConfig, ModelConfig, TrainingConfig
+from ..errors import ConfigError
+
+#: Settings-file section holding every parameter below.
+GROUP_NAME = "PtychodusTorch"
+
+
+def optional_path(value: Path) -> Path | None:
+    """ptychodus stores an unset path as '' which reads back as '.'; both mean 'not set'."""
+    return None if str(value) in ("", ".") else Path(value)
+
+
+def parse_channels(text: str) -> tuple[int, ...]:
+    try:
+        channels = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError as error:
+        raise ConfigError(f"[{GROUP_NAME}] channels must be comma-separated integers, got '{text}'") from error
+    if not channels:
+        raise ConfigError(f"[{GROUP_NAME}] channels must not be empty")
+    return channels
+
+
+class TorchSettings:
+    """The ``[PtychodusTorch]`` parameter group; one instance is shared by all our reconstructors."""
+
+    def __init__(self, registry: SettingsRegistry) -> None:
+        group = registry.create_group(GROUP_NAME)
+        self.group = group
+        # model (stored in the model file; used when training)
+        self.patch_size = group.create_integer_parameter("patch_size", 0, minimum=0)  # 0 = from the data
+        self.gridsize = group.create_integer_parameter("gridsize", 1, minimum=1)
+        self.channels = group.create_string_parameter("channels", "32,64,128")
+        self.loss = group.create_string_parameter("loss", "poisson")
+        self.probe_trainable = group.create_boolean_parameter("probe_trainable", False)
+        self.scale_trainable = group.create_boolean_parameter("scale_trainable", False)
+        # training
+        self.max_epochs = group.create_integer_parameter("max_epochs", 50, minimum=1)
+        self.batch_size = group.create_integer_parameter("batch_size", 16, minimum=1)
+        self.learning_rate = group.create_real_parameter("learning_rate", 1e-3, minimum=0.0)
+        self.scheduler = group.create_string_parameter("scheduler", "constant")
+        self.n_images = group.create_integer_parameter("n_images", 0, minimum=0)  # 0 = one group per position
+        self.seed = group.create_integer_parameter("seed", 0, minimum=0)
+        self.deterministic = group.create_boolean_parameter("deterministic", False)
+        self.image_every_n_epochs = group.create_integer_parameter("image_every_n_epochs", 0, minimum=0)
+        self.output_dir = group.create_path_parameter("output_dir", Path())
+        # execution
+        self.accelerator = group.create_string_parameter("accelerator", "auto")
+        self.logger = group.create_string_parameter("logger", "csv")
+        # inference
+        self.model_file = group.create_path_parameter("model_file", Path())
+        self.inference_batch_size = group.create_integer_parameter("inference_batch_size", 256, minimum=1)
+
+    def model_config(self, model_type: str) -> ModelConfig:
+        patch = self.patch_size.get_value()
+        return ModelConfig(
+            model_type=model_type,
+            patch_size=patch or None,
+            gridsize=self.gridsize.get_value(),
+            channels=parse_channels(self.channels.get_value()),
+            loss=self.loss.get_value().strip().lower(),
+            probe_trainable=self.probe_trainable.get_value(),
+            scale_trainable=self.scale_trainable.get_value(),
+        )
+
+    def training_config(self, model_type: str, train_data_file: Path, output_dir: Path) -> TrainingConfig:
+        """``output_dir`` is ptychodus's output folder; the ``output_dir`` setting, when set, wins."""
+        n_images = self.n_images.get_value()
+        config = TrainingConfig(
+            train_data_file=Path(train_data_file),
+            output_dir=optional_path(self.output_dir.get_value()) or Path(output_dir),
+            n_images=n_images or None,
+            max_epochs=self.max_epochs.get_value(),
+            batch_size=self.batch_size.get_value(),
+            learning_rate=self.learning_rate.get_value(),
+            scheduler=self.scheduler.get_value().strip().lower(),
+            seed=self.seed.get_value(),
+            deterministic=self.deterministic.get_value(),
+            image_every_n_epochs=self.image_every_n_epochs.get_value(),
+            quiet=True,  # no progress bars inside ptychodus; progress goes through TrainOutput
+            model=self.model_config(model_type),
+        )
+        config.validate()
+        return config
+
+    def execution_config(self) -> ExecutionConfig:
+        return ExecutionConfig(accelerator=self.accelerator.get_value().strip() or "auto",
+                               logger=self.logger.get_value().strip() or "csv",
+                               run_name="ptychodus")
+
+    def model_file_path(self) -> Path | None:
+        return optional_path(self.model_file.get_value())
