@@ -1,5 +1,11 @@
 """The model file: one torch file with the weights, the configuration to rebuild the network, and the
 package version. Loaded with ``weights_only=True``; anything unexpected is a clear :class:`ModelFileError`.
+
+Format 2 adds a ``manifest`` with SHA-256 checksums of the weights (every tensor's name, dtype, shape and
+bytes, in sorted order) and of the model configuration; loading recomputes both and refuses a file whose
+checksums do not match, so a bit flip or an edit is an error, never a silently different model. Format 1
+files (written before checksums existed) still load, without that check; a format 2 file without its
+manifest is refused.
 """
 
 from __future__ import annotations
@@ -12,12 +18,14 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..atomic import atomic_torch_save, safe_torch_load
+from ..atomic import atomic_torch_save, make_manifest, safe_torch_load, verify_manifest
 from ..config import ModelConfig
 from ..errors import ConfigError, ModelFileError
 
 MODEL_FORMAT = "ptychodus-torch-model"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
+"""Format 1: no checksum manifest (still read, unverified). Format 2: ``manifest`` required and verified."""
 MODEL_FILE_NAME = "model.pt"
 
 
@@ -33,13 +41,16 @@ def plain(value: Any) -> Any:
 
 
 def model_payload(model: nn.Module, config: ModelConfig, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    model_config = plain(config.__dict__)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return {
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,
         "package_version": __version__,
-        "model_config": plain(config.__dict__),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_config": model_config,
+        "state_dict": state,
         "info": plain(extra or {}),
+        "manifest": make_manifest(state, model_config),
     }
 
 
@@ -92,11 +103,15 @@ def load_model(path: Path, host: Any) -> tuple[nn.Module, ModelConfig, dict[str,
     if payload.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{path} is not a ptychodus-torch model file (format={payload.get('format')!r})")
     version = payload.get("format_version")
-    if version != MODEL_FORMAT_VERSION:
+    if version not in READABLE_FORMAT_VERSIONS:
+        readable = " and ".join(str(v) for v in READABLE_FORMAT_VERSIONS)
         raise ModelFileError(
             f"{path} uses model-file format {version}, written by ptychodus-torch-plugin "
-            f"{payload.get('package_version')}; this version ({__version__}) reads format {MODEL_FORMAT_VERSION}"
+            f"{payload.get('package_version')}; this version ({__version__}) reads formats {readable}"
         )
+    if version >= 2:  # checked before the weights are used for anything
+        verify_manifest(payload.get("manifest"), payload.get("state_dict"), payload.get("model_config"),
+                        path, "model file")
     model, config = rebuild_model(payload, host, path)
     model.eval()
     return model, config, dict(payload.get("info") or {})
