@@ -16,6 +16,12 @@ SchedulerName = Literal["constant", "exponential", "cosine", "plateau"]
 LossName = Literal["poisson", "mae"]
 SCHEDULERS: tuple[str, ...] = ("constant", "exponential", "cosine", "plateau")
 LOSSES: tuple[str, ...] = ("poisson", "mae")
+MAX_CHANNELS = 4096
+"""Widest encoder stage accepted; wider ones would not fit in memory at any useful N."""
+MAX_LEARNING_RATE = 1.0
+"""Adam diverges to NaN weights far below this; larger values are refused up front."""
+MAX_SEED = 2**32 - 1
+"""NumPy's seeds are 32-bit."""
 
 
 @dataclass(frozen=True)
@@ -40,8 +46,10 @@ class ModelConfig:
             )
         if self.gridsize < 1:
             raise ConfigError(f"gridsize must be at least 1, got {self.gridsize}")
-        if not self.channels or any(c < 1 for c in self.channels):
-            raise ConfigError(f"channels must be positive integers, got {self.channels}")
+        if not self.channels or any(c < 1 or c > MAX_CHANNELS for c in self.channels):
+            raise ConfigError(f"channels must be integers from 1 to {MAX_CHANNELS}, got {self.channels}")
+        if len(self.channels) > 8:
+            raise ConfigError(f"at most 8 encoder stages are supported, got {len(self.channels)}")
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss '{self.loss}'; choose one of {', '.join(LOSSES)}")
 
@@ -94,20 +102,28 @@ class TrainingConfig:
             (self.max_epochs >= 1, f"--max_epochs must be at least 1, got {self.max_epochs}"),
             (self.batch_size >= 1, f"--batch_size must be at least 1, got {self.batch_size}"),
             (self.n_images is None or self.n_images >= 1, f"--n_images must be at least 1, got {self.n_images}"),
-            (self.learning_rate > 0, f"--learning_rate must be positive, got {self.learning_rate}"),
+            (0 < self.learning_rate <= MAX_LEARNING_RATE,
+             f"--learning_rate must be in (0, {MAX_LEARNING_RATE:g}], got {self.learning_rate}"),
+            (0 <= self.seed <= MAX_SEED, f"--seed must be from 0 to {MAX_SEED}, got {self.seed}"),
+            (self.plateau_patience >= 0, f"--plateau_patience must be >= 0, got {self.plateau_patience}"),
+            (self.image_every_n_epochs >= 0,
+             f"--image_every_n_epochs must be >= 0 (0 = never), got {self.image_every_n_epochs}"),
             (self.scheduler in SCHEDULERS,
              f"unknown scheduler '{self.scheduler}'; choose one of {', '.join(SCHEDULERS)}"),
             (self.warmup_epochs >= 0, f"--warmup_epochs must be >= 0, got {self.warmup_epochs}"),
             (0 < self.lr_gamma <= 1, f"--lr_gamma must be in (0, 1], got {self.lr_gamma}"),
             (self.num_workers >= 0, f"--num-workers must be >= 0, got {self.num_workers}"),
             (self.k_neighbours >= self.model.n_channels - 1,
-             f"--k_neighbours ({self.k_neighbours}) must be at least gridsize²-1 = {self.model.n_channels - 1}"),
+             f"--gridsize {self.model.gridsize} needs groups of {self.model.n_channels} positions, but each group "
+             f"is drawn from a position's {self.k_neighbours} nearest neighbours (k_neighbours); use a smaller "
+             f"gridsize or k_neighbours >= {self.model.n_channels - 1}"),
             (self.early_stopping_patience is None or self.early_stopping_patience >= 1,
              "--early_stopping_patience must be at least 1"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        _check_output_dir(Path(self.output_dir))
 
     def flat(self) -> dict[str, Any]:
         """Flat, plain-typed view for loggers' hyperparameters and for checkpoint files."""
@@ -116,6 +132,16 @@ class TrainingConfig:
         flat: dict[str, Any] = {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()}
         flat.update({f"model.{k}": (list(v) if isinstance(v, tuple) else v) for k, v in model.items()})
         return flat
+
+
+def _check_output_dir(path: Path) -> None:
+    """The output folder, or its nearest existing ancestor, must be a folder (not a file)."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                where = "" if candidate == path else f" (inside {candidate})"
+                raise ConfigError(f"--output_dir {path} cannot be a folder: {candidate} is a file{where}")
+            return
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ mean total intensity it was trained on.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,50 @@ def check_compatible(model: nn.Module, scan: ScanData) -> None:
         raise ConfigError(f"the model needs groups of {needed} positions but the scan has {scan.n_patterns}")
 
 
+GIB = 1024**3
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Free bytes on ``device``: ``torch.cuda.mem_get_info`` on CUDA, available RAM on the CPU (``None`` when
+    the platform cannot tell, e.g. no ``SC_AVPHYS_PAGES``)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_estimate(object_shape: tuple[int, int], patch_size: int, gridsize: int, batch_size: int) -> tuple[int, int]:
+    """Bytes for (the object canvas, one chunk): the canvas is complex64 sums + float32 weights (+ the
+    result copy of each); a chunk holds its input amplitudes and patches, plus the network's activations
+    (allowance of 64 float32 maps per pattern)."""
+    h, w = (int(v) for v in object_shape)
+    canvas = h * w * (8 + 4) * 2
+    patterns = batch_size * gridsize**2
+    chunk = patterns * patch_size * patch_size * (4 + 8 + 64 * 4)
+    return canvas, chunk
+
+
+def check_memory(object_shape: tuple[int, int], patch_size: int, gridsize: int, batch_size: int,
+                 device: torch.device, available: int | None = None) -> None:
+    """Refuse, before anything is allocated, a reconstruction that would not fit on ``device``."""
+    available = available_memory(device) if available is None else available
+    if available is None:
+        return
+    canvas, chunk = memory_estimate(object_shape, patch_size, gridsize, batch_size)
+    if canvas + chunk > available:
+        h, w = object_shape
+        raise ConfigError(
+            f"reconstructing needs about {(canvas + chunk) / GIB:.2f} GiB for the object ({h} x {w} pixels: "
+            f"{canvas / GIB:.2f} GiB) and one chunk of {batch_size} groups ({chunk / GIB:.2f} GiB), but only "
+            f"{available / GIB:.2f} GiB is available on {device}; use a smaller --inference_batch_size, a "
+            "device with more memory, or split the scan"
+        )
+
+
 @torch.no_grad()
 def reconstruct_scan(
     model: nn.Module,
@@ -61,8 +106,9 @@ def reconstruct_scan(
         raise ConfigError(f"--inference_batch_size must be at least 1, got {batch_size}")
     check_compatible(model, scan)
     device = device or next(model.parameters()).device
-    model = model.to(device).eval()
     gridsize = model.config.gridsize  # type: ignore[attr-defined]
+    check_memory(tuple(scan.object_shape), scan.patch_size, gridsize, min(batch_size, scan.n_patterns), device)
+    model = model.to(device).eval()
     groups = torch.from_numpy(order_by_angle(
         scan.positions, group_neighbours(scan.positions, gridsize, None, seed, k_neighbours=k_neighbours)))
     gain = float(model.scale.detach()) / intensity_scale(scan.amplitudes)  # type: ignore[attr-defined]

@@ -26,8 +26,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true")
 
 
-def run(args: argparse.Namespace) -> int:
+def _validate(args: argparse.Namespace) -> None:
+    """Refuse odd arguments before the model or the scan is loaded."""
+    from ..config import _check_output_dir
+    from ..errors import ConfigError
 
+    if args.inference_batch_size < 1:
+        raise ConfigError(f"--inference_batch_size must be at least 1, got {args.inference_batch_size}")
+    _check_output_dir(Path(args.output_dir))
+    if args.ptychodus_dir is not None:
+        _check_output_dir(Path(args.ptychodus_dir))
+
+
+def run(args: argparse.Namespace) -> int:
+    _validate(args)
     from ..data.load import load_scan
     from ..evaluation import evaluate, region_mask
     from ..inference import reconstruct_scan

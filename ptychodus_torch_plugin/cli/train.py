@@ -18,6 +18,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _channels(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(c) for c in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers such as 32,64,128, got {text!r}") from None
+    return values
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--train_data_file", "--train-data-file", type=Path, required=True,
@@ -34,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--gridsize", type=_positive_int, default=1, help="groups of gridsize² neighbours")
     model.add_argument("--N", "--patch_size", dest="patch_size", type=int, default=None,
                        help="pattern size (default: from the data)")
-    model.add_argument("--channels", type=lambda s: tuple(int(c) for c in s.split(",")), default=(32, 64, 128),
+    model.add_argument("--channels", type=_channels, default=(32, 64, 128),
                        help="encoder widths, comma-separated (default 32,64,128)")
     model.add_argument("--loss", choices=("poisson", "mae"), default="poisson")
     model.add_argument("--probe_trainable", "--probe-trainable", action="store_true",

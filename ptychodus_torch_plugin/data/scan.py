@@ -91,6 +91,11 @@ class ScanData:
         return int(self.probe.shape[0])
 
 
+#: Largest accepted amplitude: 1e8 = sqrt(1e16 counts in one pixel), far beyond any detector, and small
+#: enough that per-pattern intensity sums stay finite in float32 during training.
+MAX_AMPLITUDE = 1e8
+
+
 def validate_scan(scan: ScanData) -> None:
     """Check shapes, values and cross-array consistency; raise :class:`DataError` on the first problem."""
     amp, probe, pos = scan.amplitudes, scan.probe, scan.positions
@@ -107,6 +112,13 @@ def validate_scan(scan: ScanData) -> None:
         raise DataError(f"diffraction patterns contain {int(np.sum(~np.isfinite(amp)))} NaN or Inf values")
     if np.any(amp < 0):
         raise DataError(f"diffraction amplitudes must be >= 0; found {int(np.sum(amp < 0))} negative values")
+    largest = float(amp.max())
+    if largest > MAX_AMPLITUDE:
+        raise DataError(
+            f"diffraction amplitude {largest:.3g} (= {largest ** 2:.3g} counts in one pixel) is implausible; "
+            f"amplitudes are sqrt(counts) and must not exceed {MAX_AMPLITUDE:.0e}: was the file scaled or "
+            "stored as something else?"
+        )
     if probe.shape[-2:] != (h, w):
         raise DataError(
             f"probe size {probe.shape[-2]} x {probe.shape[-1]} differs from pattern size {h} x {w}"

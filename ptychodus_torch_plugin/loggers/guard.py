@@ -1,9 +1,15 @@
 """Keeps a broken logger from killing a training run.
 
 A full disk, a tracking server that went away or a buggy third-party backend should cost the user some
-log lines, not hours of training. :class:`GuardedLogger` therefore lets only ``start`` fail loudly (a
-backend that cannot work at all should stop the run before training begins); every later error is
-reported once, counted, and swallowed.
+log lines, not hours of training. The policy:
+
+* A :class:`~ptychodus_torch_plugin.errors.PtychodusTorchError` raised by ``start`` (a deliberate,
+  user-fixable configuration problem, e.g. a missing optional package named with its extra, or a deleted
+  MLflow experiment) propagates: the run stops before training begins, with one readable line.
+* Any other error in ``start`` (tracking server unreachable, read-only or full disk, a bug in a third-party
+  backend) is reported once as a warning and the logger is *disabled*: no further call reaches it (not even
+  ``finish``), and training goes on without logging.
+* Every error after ``start`` is reported once, counted, and swallowed; ``finish`` is still attempted.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import PtychodusTorchError
 from .base import MetricsLogger, RunStatus
 
 _log = logging.getLogger(__name__)
@@ -31,13 +38,18 @@ class GuardedLogger(MetricsLogger):
         """Number of calls after ``start`` that raised."""
         self.first_error: BaseException | None = None
         """The first such exception (``None`` while everything worked)."""
+        self.disabled = False
+        """``True`` once ``start`` failed: later calls are skipped, the run goes on without this logger."""
 
     def start(self) -> None:
         try:
             self.inner.start()
-        except Exception as exc:
+        except PtychodusTorchError as exc:
             exc.add_note(f"(while starting logger backend {self.name!r})")
             raise
+        except Exception as exc:  # noqa: BLE001 - a logger that cannot start must not stop training
+            self.disabled = True
+            self._record("start", exc, consequence="Training continues without this logger.")
 
     def log_hyperparams(self, params: Mapping[str, Any]) -> None:
         self._call("log_hyperparams", self.inner.log_hyperparams, params)
@@ -55,25 +67,25 @@ class GuardedLogger(MetricsLogger):
         self._call("log_artifact", self.inner.log_artifact, path)
 
     def finish(self, status: RunStatus) -> None:
-        """Always reaches the wrapped logger, however many calls failed before."""
+        """Reaches the wrapped logger however many calls failed before (unless its ``start`` failed)."""
         self._call("finish", self.inner.finish, status)
 
     def _call(self, method: str, func: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        if self.disabled:
+            return
         try:
             func(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the whole point is to keep training alive
             self._record(method, exc)
 
-    def _record(self, method: str, exc: Exception) -> None:
+    def _record(self, method: str, exc: Exception, consequence: str | None = None) -> None:
         self.failures += 1
         _log.debug("logger backend %r failed in %s", self.name, method, exc_info=exc)
         if self.first_error is not None:
             return
         self.first_error = exc
-        message = (
-            f"logger backend {self.name!r} failed in {method}: {type(exc).__name__}: {exc}. "
-            "Training continues; further errors from this logger are not reported."
-        )
+        consequence = consequence or "Training continues; further errors from this logger are not reported."
+        message = f"logger backend {self.name!r} failed in {method}: {type(exc).__name__}: {exc}. {consequence}"
         try:
             warnings.warn(message, RuntimeWarning, stacklevel=4)
         except Exception:  # warnings turned into errors (-W error) must not stop training either

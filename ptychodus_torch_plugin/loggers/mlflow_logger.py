@@ -9,6 +9,11 @@ true, and its own default (a SQLite database) needs sqlalchemy/alembic, which ``
 So, for that local default only and only when the user has not set it, this module sets
 ``MLFLOW_ALLOW_FILE_STORE=true`` in the process environment.
 
+An ``http(s)`` tracking server is probed with one short TCP connect (:data:`PROBE_TIMEOUT_S`) before the
+client is made: MLflow's own HTTP client retries with a long back-off, so an unreachable server would
+otherwise stall start-up for minutes. The probe raises :class:`ConnectionError`, which the trainer's
+:class:`~.guard.GuardedLogger` reports once before training goes on without MLflow.
+
 A resumed run (``resume``) starts a new MLflow run tagged with the run folder; MLflow would refuse to
 change the value of a parameter inside the earlier run.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .. import hookimpl
-from ..errors import MissingExtraError
+from ..errors import ConfigError, MissingExtraError
 from ._util import image_file_name, save_png
 from .base import LoggerBackend, LoggerSettings, MetricsLogger, RunStatus
 
@@ -39,6 +45,9 @@ MAX_PARAM_VALUE_LENGTH = 6000
 MAX_KEY_LENGTH = 250
 MAX_PARAMS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
+
+PROBE_TIMEOUT_S = 5.0
+"""Seconds the start-up reachability probe of an ``http(s)`` tracking server may take."""
 
 _BAD_KEY_CHARS = re.compile(r"[^\w./\- ]+")
 TRUNCATION_MARK = "...[truncated]"
@@ -73,6 +82,25 @@ def resolve_tracking_uri(output_dir: Path) -> str:
     return (Path(output_dir) / LOCAL_STORE_FOLDER).resolve().as_uri()
 
 
+def probe_tracking_server(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Raise :class:`ConnectionError` when an ``http(s)`` tracking URI's host does not accept a TCP
+    connection within ``timeout`` seconds; other URIs (folders, databases) are not probed."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise ConnectionError(f"MLflow tracking URI {uri!r} has an invalid port") from exc
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ConnectionError(f"MLflow tracking server {uri} cannot be reached ({exc})") from exc
+
+
 class MlflowLogger(MetricsLogger):
     """One MLflow run per training run; the run id is kept in ``run_dir/mlflow_run_id``."""
 
@@ -88,6 +116,7 @@ class MlflowLogger(MetricsLogger):
         from mlflow.tracking import MlflowClient
 
         self.tracking_uri = resolve_tracking_uri(self.settings.output_dir)
+        probe_tracking_server(self.tracking_uri)
         self._client = MlflowClient(tracking_uri=self.tracking_uri)
         experiment_id = self._experiment_id(self.settings.experiment_name)
         tags = {"ptychodus_torch.run_dir": str(Path(self.settings.run_dir).resolve())}
@@ -111,7 +140,7 @@ class MlflowLogger(MetricsLogger):
                 if experiment is None:
                     raise
         if experiment.lifecycle_stage == "deleted":
-            raise RuntimeError(
+            raise ConfigError(
                 f"MLflow experiment {name!r} is deleted in {self.tracking_uri}; restore it "
                 "(mlflow experiments restore) or choose another experiment name"
             )

@@ -23,11 +23,12 @@ from ..atomic import atomic_write
 from ..config import ExecutionConfig, TrainingConfig
 from ..data.load import load_scan
 from ..data.scan import ScanData
-from ..errors import ConfigError
+from ..errors import ConfigError, PtychodusTorchError
 from ..evaluation import evaluate, region_mask
 from ..inference import Reconstruction, reconstruct_scan
-from ..loggers.base import LoggerSettings, RunStatus, allocate_run_dir, latest_run_dir
+from ..loggers.base import LoggerSettings, MetricsLogger, RunStatus, allocate_run_dir, latest_run_dir
 from ..loggers.guard import GuardedLogger
+from ..loggers.null_logger import NullLogger
 from ..models.model_file import MODEL_FILE_NAME, save_model
 from ..physics.canvas import group_canvas_size
 from ..physics.scale import intensity_scale
@@ -73,6 +74,16 @@ def _mean_loss(model: torch.nn.Module, data: GroupedScan, batch_size: int) -> fl
         for batch in batch_loader(data, batch_size, shuffle=False, seed=0, epoch=0):
             total += model.training_loss(batch).double() * batch["amplitudes"].shape[0]
     return float(total) / data.n_groups
+
+
+class _FailedLogger(NullLogger):
+    """Stands in for a backend whose ``create`` raised: ``start`` re-raises that error."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def start(self) -> None:
+        raise self.error
 
 
 class Trainer:
@@ -211,8 +222,8 @@ class Trainer:
         settings = LoggerSettings(output_dir=Path(self.config.output_dir), run_dir=run_dir,
                                   run_name=self.execution.run_name, experiment_name=self.execution.experiment_name,
                                   per_step_metrics=self.execution.per_step_metrics, resume=self.config.resume)
-        self.logger = GuardedLogger(self.backend.create(settings), name=self.backend.name)
-        self.logger.start()
+        self.logger = GuardedLogger(self._create_logger(settings), name=self.backend.name)
+        self.logger.start()  # PtychodusTorchError propagates; any other start failure warns once, logs nothing
         hyperparams = {**self.config.flat(), "accelerator": self.execution.accelerator, "device": str(self.device),
                        "logger": self.backend.name, "intensity_scale": float(self.model.scale.detach())}
         if not self.config.resume:
@@ -232,6 +243,17 @@ class Trainer:
         self.logger.finish(status)
         self.host.notify("ptychodus_torch_train_end", run=context, status=status, metrics=result.metrics)
         return result
+
+    def _create_logger(self, settings: LoggerSettings) -> MetricsLogger:
+        """The backend's logger. Deliberate errors (a missing extra, a bad option) stop the run here; a
+        backend whose ``create`` crashes otherwise is replaced by a logger that only raises in ``start``,
+        so :class:`GuardedLogger` reports it once and training goes on (see :mod:`..loggers.guard`)."""
+        try:
+            return self.backend.create(settings)
+        except PtychodusTorchError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a broken third-party backend must not stop training
+            return _FailedLogger(exc)
 
     def _loop(self, context: RunContext) -> RunStatus:
         config, p = self.config, self.progress

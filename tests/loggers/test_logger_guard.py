@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ptychodus_torch_plugin.errors import MissingExtraError
 from ptychodus_torch_plugin.loggers.base import MetricsLogger, RunStatus
 from ptychodus_torch_plugin.loggers.csv_logger import CsvLogger
 from ptychodus_torch_plugin.loggers.guard import GuardedLogger
@@ -78,12 +79,34 @@ def test_errors_after_start_warn_once_and_are_counted() -> None:
     assert inner.calls[-1] == "finish"  # attempted despite all the earlier failures
 
 
-def test_start_failure_propagates_with_the_backend_name() -> None:
-    guarded = GuardedLogger(Broken(fail_start=True), "remote")
-    with pytest.raises(ConnectionError, match="unreachable") as info:
+def test_start_failure_warns_once_and_disables_the_logger() -> None:
+    """A backend that cannot start (server unreachable, disk full, a bug) costs the log, not the run."""
+    inner = Broken(fail_start=True)
+    guarded = GuardedLogger(inner, "remote")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        drive(guarded)
+    runtime = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(runtime) == 1
+    assert "'remote' failed in start" in runtime[0] and "unreachable" in runtime[0]
+    assert "continues without this logger" in runtime[0]
+    assert guarded.disabled and guarded.failures == 1
+    assert isinstance(guarded.first_error, ConnectionError)
+    assert inner.calls == ["start"]  # never called again, not even finish
+
+
+def test_deliberate_start_error_still_stops_the_run() -> None:
+    """A PtychodusTorchError from start (missing extra, bad setting) is the user's to fix: it propagates."""
+
+    class NeedsExtra(Broken):
+        def start(self) -> None:
+            raise MissingExtraError("Remote logging", "remotelib", "remote")
+
+    guarded = GuardedLogger(NeedsExtra(), "remote")
+    with pytest.raises(MissingExtraError, match=r"\[remote\]") as info:
         guarded.start()
     assert any("remote" in note for note in getattr(info.value, "__notes__", []))
-    assert guarded.failures == 0
+    assert guarded.failures == 0 and not guarded.disabled
 
 
 def test_warnings_as_errors_still_do_not_stop_training(caplog: pytest.LogCaptureFixture) -> None:
