@@ -29,7 +29,7 @@ from ..inference import Reconstruction, reconstruct_scan
 from ..loggers.base import LoggerSettings, MetricsLogger, RunStatus, allocate_run_dir, latest_run_dir
 from ..loggers.guard import GuardedLogger
 from ..loggers.null_logger import NullLogger
-from ..models.model_file import MODEL_FILE_NAME, save_model
+from ..models.model_file import MODEL_FILE_NAME, plain, save_model
 from ..physics.canvas import group_canvas_size
 from ..physics.scale import intensity_scale
 from ..pictures import save_loss_figure, save_object_figure
@@ -165,8 +165,6 @@ class Trainer:
         restore_rng_state(state["rng"])
 
     def _model_config_record(self) -> dict[str, Any]:
-        from ..models.model_file import plain
-
         return plain(self.config.model.__dict__)
 
     def _checkpoint_state(self) -> dict[str, Any]:
@@ -214,7 +212,7 @@ class Trainer:
                 bar.close()
                 return None
         bar.close()
-        return float(total) / max(seen, 1), seen * self.train_data.n_channels
+        return float(total) / max(seen, 1), seen * channels
 
     def run(self) -> TrainResult:
         run_dir = self._prepare_run_dir()
