@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .performance import PerformanceConfig
 
 SchedulerName = Literal["constant", "exponential", "cosine", "plateau"]
 LossName = Literal["poisson", "mae"]
@@ -153,3 +154,4 @@ class ExecutionConfig:
     per_step_metrics: bool = False
     experiment_name: str = "ptychodus-torch"
     run_name: str = "ptychodus-torch"
+    performance: PerformanceConfig = field(default_factory=PerformanceConfig)

@@ -5,6 +5,13 @@ position, made of it and g²-1 neighbours), so no pattern is dropped and no posi
 are stitched on the model's device with probe-intensity weights, chunk by chunk, so memory is bounded
 by ``batch_size`` however long the scan.
 
+On a GPU the scan's amplitudes are copied to the device once when they fit (``resident``), chunks are
+gathered there, positions are validated once for the whole scan, and the loop never waits for the host:
+network pass (see :mod:`.performance` for bf16, channels_last, compile and CUDA graphs) then ``index_add_``
+into the object. Under ``torchrun`` each rank reconstructs a contiguous share of the groups and the
+partial sums are added over ranks (:meth:`ObjectAccumulator.reduce`): the same object as one process,
+up to float32 summation order.
+
 The scan's amplitudes are normalised by the scan's own intensity scale (not the training scan's), so a
 model trained at one dose reconstructs a scan measured at another: the network always sees inputs of the
 mean total intensity it was trained on.
@@ -20,7 +27,9 @@ import torch
 from torch import nn
 
 from .data.scan import ScanData
+from .distributed import SINGLE_PROCESS, DistributedContext
 from .errors import ConfigError
+from .performance import PerformanceConfig, inference_forward, resolve
 from .physics import ObjectAccumulator
 from .physics.grouping import group_neighbours, order_by_angle
 from .physics.scale import intensity_scale
@@ -91,6 +100,14 @@ def check_memory(object_shape: tuple[int, int], patch_size: int, gridsize: int, 
         )
 
 
+def keep_resident(amplitude_bytes: int, device: torch.device, available: int | None = None) -> bool:
+    """Hold the whole scan on ``device`` when it takes at most a quarter of the free memory there."""
+    if device.type == "cpu":
+        return True
+    available = available_memory(device) if available is None else available
+    return available is not None and amplitude_bytes <= available // 4
+
+
 @torch.no_grad()
 def reconstruct_scan(
     model: nn.Module,
@@ -100,30 +117,46 @@ def reconstruct_scan(
     device: torch.device | None = None,
     k_neighbours: int = 7,
     seed: int = 0,
+    performance: PerformanceConfig | None = None,
+    distributed: DistributedContext = SINGLE_PROCESS,
 ) -> Reconstruction:
-    """Stitched complex object over every position of ``scan``."""
+    """Stitched complex object over every position of ``scan``.
+
+    With ``distributed`` enabled every rank must call this with the same scan and model; each stitches its
+    share and every rank returns the whole object.
+    """
     if batch_size < 1:
         raise ConfigError(f"--inference_batch_size must be at least 1, got {batch_size}")
     check_compatible(model, scan)
     device = device or next(model.parameters()).device
+    options = resolve(performance, device, "inference")
     gridsize = model.config.gridsize  # type: ignore[attr-defined]
-    check_memory(tuple(scan.object_shape), scan.patch_size, gridsize, min(batch_size, scan.n_patterns), device)
+    size = scan.patch_size
+    check_memory(tuple(scan.object_shape), size, gridsize, min(batch_size, scan.n_patterns), device)
     model = model.to(device).eval()
     groups = torch.from_numpy(order_by_angle(
         scan.positions, group_neighbours(scan.positions, gridsize, None, seed, k_neighbours=k_neighbours)))
+    if distributed.enabled:  # a contiguous share keeps each rank's patches local on the object
+        groups = groups.tensor_split(distributed.world_size)[distributed.rank]
     gain = float(model.scale.detach()) / intensity_scale(scan.amplitudes)  # type: ignore[attr-defined]
     amplitudes = torch.from_numpy(np.ascontiguousarray(scan.amplitudes, dtype=np.float32) * np.float32(gain))
-    positions = torch.from_numpy(np.asarray(scan.positions, dtype=np.float64))
-    if device.type == "cuda":
+    if keep_resident(amplitudes.numel() * 4, device):
+        amplitudes = amplitudes.to(device)
+        groups = groups.to(device)
+    elif device.type == "cuda":
         amplitudes = amplitudes.pin_memory()
     weights = model.illumination().to(device)  # type: ignore[operator]
     accumulator = ObjectAccumulator(tuple(scan.object_shape), device=device, dtype=torch.complex64)
-    for chunk in groups.split(batch_size):
-        members = chunk.reshape(-1)
-        inputs = amplitudes[members].to(device, non_blocking=True).reshape(chunk.shape[0], chunk.shape[1],
-                                                                          scan.patch_size, scan.patch_size)
-        patches = model(inputs)
-        accumulator.add(patches.reshape(-1, scan.patch_size, scan.patch_size),
-                        positions[members].to(device), weights)
+    placement = accumulator.place(np.asarray(scan.positions, dtype=np.float64), size)
+    chunk_groups = min(batch_size, max(int(groups.shape[0]), 1))
+    example = torch.zeros(chunk_groups, gridsize**2, size, size, device=device)
+    with inference_forward(model, device, options, example) as forward:
+        for chunk in groups.split(batch_size):
+            members = chunk.reshape(-1)
+            inputs = amplitudes[members].to(device, non_blocking=True).view(chunk.shape[0], chunk.shape[1], size, size)
+            patches = forward(inputs)
+            accumulator.add_placed(patches.reshape(-1, size, size), placement, members.to(device), weights)
+    if distributed.enabled:
+        accumulator.reduce()
     obj, weight_map = accumulator.result()
     return Reconstruction(obj.cpu().numpy(), weight_map.cpu().numpy(), scan.n_patterns)

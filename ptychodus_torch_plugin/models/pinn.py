@@ -101,10 +101,10 @@ class PtychoModel(nn.Module):
 
     def training_loss(self, batch: Batch) -> Tensor:
         """Mean loss of one batch: ``amplitudes`` (B, C, N, N) and ``offsets`` (B, C, 2) are always given."""
-        patches = self(batch["amplitudes"])
-        return self.physics_loss(patches, batch)
+        return self.loss_from_patches(self(batch["amplitudes"]), batch)
 
-    def physics_loss(self, patches: Tensor, batch: Batch) -> Tensor:
+    def loss_from_patches(self, patches: Tensor, batch: Batch) -> Tensor:
+        """Physics loss of the network's output: overlap constraint, forward model, Poisson NLL (or MAE)."""
         patches = self.constrained_patches(patches, batch["offsets"])
         predicted = predicted_amplitude(self.probe, patches)
         observed = batch["amplitudes"] / self.scale
@@ -117,8 +117,7 @@ class SupervisedModel(PtychoModel):
     """Trained against true patches (batch key ``truth``); the loss is the illumination-weighted mean
     absolute complex difference, so dark, undetermined pixels do not count."""
 
-    def training_loss(self, batch: Batch) -> Tensor:
-        patches = self(batch["amplitudes"])
+    def loss_from_patches(self, patches: Tensor, batch: Batch) -> Tensor:
         weight = self.illumination()
         weight = weight / weight.sum()
         return ((patches - batch["truth"]).abs() * weight).sum(dim=(-2, -1)).mean()

@@ -1,6 +1,7 @@
 """Weighted placement of patches back into an object, chunk by chunk, in bounded memory."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,6 +26,16 @@ def _check_weights(weights: Tensor | None, patch_size: int) -> None:
         )
     if bool((weights < 0).any()) or not bool(torch.isfinite(weights).all()):
         raise DataError("stitching weights must be finite and non-negative")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Validated window origins (M, 2) and sub-pixel remainders (M, 2) of a scan's positions; ``frac`` is
+    None when every position is on the pixel grid (then no Fourier shift is needed)."""
+
+    origins: Tensor
+    frac: Tensor | None
+    patch_size: int
 
 
 class ObjectAccumulator:
@@ -77,7 +88,30 @@ class ObjectAccumulator:
         origins, frac = split_positions(pos, patch_size)
         check_windows_inside(origins, patch_size, self.object_shape)
 
-        windows = shift_windows(patches, frac) if bool((frac != 0).any()) else patches
+        self._accumulate(patches, origins, frac if bool((frac != 0).any()) else None, weights)
+
+    def place(self, positions: Tensor | np.ndarray, patch_size: int) -> Placement:
+        """Validate every position of a scan once and keep its window origin and sub-pixel remainder.
+
+        :meth:`add_placed` then stitches chunks without re-checking them, so a long reconstruction does not
+        wait for the host once per chunk.
+        """
+        pos = as_positions(positions, self.device)
+        origins, frac = split_positions(pos, patch_size)
+        check_windows_inside(origins, patch_size, self.object_shape)
+        return Placement(origins, frac if bool((frac != 0).any()) else None, patch_size)
+
+    def add_placed(self, patches: Tensor, placement: Placement, members: Tensor,
+                   weights: Tensor | None = None) -> None:
+        """Add patches (M, N, N) at the placed positions ``members`` (M,) (indices into ``place``'s
+        positions). Patches must already be complex on this device; ``weights`` (N, N) is trusted."""
+        frac = None if placement.frac is None else placement.frac[members]
+        self._accumulate(patches.to(self.dtype), placement.origins[members], frac, weights)
+
+    def _accumulate(self, patches: Tensor, origins: Tensor, frac: Tensor | None, weights: Tensor | None) -> None:
+        """Sum placed patches into the running totals with ``index_add_`` (no host sync)."""
+        count, patch_size = patches.shape[0], patches.shape[-1]
+        windows = shift_windows(patches, frac) if frac is not None else patches
         rows, cols = window_indices(origins, patch_size)
         flat = (rows[:, :, None] * self.object_shape[1] + cols[:, None, :]).reshape(-1)
         real = real_dtype(self.dtype)
@@ -90,6 +124,14 @@ class ObjectAccumulator:
             weight_values = w.expand(count, patch_size, patch_size).reshape(-1)
         self._sum.index_add_(0, flat, torch.view_as_real(values).reshape(-1, 2))
         self._weight.index_add_(0, flat, weight_values)
+
+    def reduce(self, group: object | None = None) -> None:
+        """Sum the running totals over all ranks of a ``torch.distributed`` job (each rank stitched its
+        share of the positions); afterwards every rank holds the whole object's sums."""
+        import torch.distributed as dist
+
+        dist.all_reduce(self._sum, group=group)  # type: ignore[arg-type]
+        dist.all_reduce(self._weight, group=group)  # type: ignore[arg-type]
 
     def result(self, eps: float = 1e-6) -> tuple[Tensor, Tensor]:
         """Return (object (H, W) complex, weight map (H, W) real); uncovered pixels are 0."""

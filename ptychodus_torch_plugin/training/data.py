@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -115,6 +116,51 @@ def epoch_batches(data: GroupedScan, batch_size: int, *, shuffle: bool, seed: in
     return list(order.split(batch_size))
 
 
+class Share(NamedTuple):
+    indices: Tensor
+    """This rank's group indices."""
+    weight: float
+    """Loss weight n_rank * world_size / n_global (1.0 in a single process)."""
+    global_size: int
+    """Groups in the whole (all-rank) batch."""
+
+
+def shard_batches(batches: list[Tensor], rank: int, world_size: int) -> list[Share]:
+    """This rank's share of each global batch, with the loss weight that makes DDP's gradient average equal
+    the gradient of the global batch's mean loss (see :class:`.step.TrainStep`).
+
+    Every global batch is split into ``world_size`` near-equal contiguous parts. A last batch smaller than
+    ``world_size`` is merged into the one before, so no rank ever gets an empty part.
+    """
+    if world_size == 1:
+        return [Share(b, 1.0, len(b)) for b in batches]
+    batches = list(batches)
+    if len(batches) > 1 and len(batches[-1]) < world_size:
+        batches[-2:] = [torch.cat(batches[-2:])]
+    if batches and len(batches[0]) < world_size:
+        raise ConfigError(f"{len(batches[0])} groups cannot be shared by {world_size} processes; use fewer "
+                          "processes or more data")
+    shares = []
+    for b in batches:
+        part = b.tensor_split(world_size)[rank]
+        shares.append(Share(part, len(part) * world_size / len(b), len(b)))
+    return shares
+
+
+def load_batches(data: GroupedScan, index_batches: list[Tensor], num_workers: int = 0) -> Iterator[dict[str, Tensor]]:
+    """Gather each index batch from ``data``. In-process, the indices are moved to the data's device in one
+    copy per epoch (a copy per batch from pageable memory would make every step wait for the GPU)."""
+    if num_workers == 0:
+        if not index_batches:
+            return iter(())
+        sizes = [len(b) for b in index_batches]
+        order = torch.cat(index_batches).to(data.groups.device)
+        return (data.batch(b) for b in order.split(sizes))
+    loader = DataLoader(_IndexBatches(data, index_batches), batch_size=None, shuffle=False,
+                        num_workers=num_workers, persistent_workers=False)
+    return iter(loader)
+
+
 def batch_loader(
     data: GroupedScan,
     batch_size: int,
@@ -124,10 +170,4 @@ def batch_loader(
     epoch: int,
     num_workers: int = 0,
 ) -> Iterator[dict[str, Tensor]]:
-    batches = epoch_batches(data, batch_size, shuffle=shuffle, seed=seed, epoch=epoch)
-    if num_workers == 0:
-        # Data may live on the GPU; gathering in-process avoids a DataLoader round trip.
-        return (data.batch(b.to(data.groups.device)) for b in batches)
-    loader = DataLoader(_IndexBatches(data, batches), batch_size=None, shuffle=False,
-                        num_workers=num_workers, persistent_workers=False)
-    return iter(loader)
+    return load_batches(data, epoch_batches(data, batch_size, shuffle=shuffle, seed=seed, epoch=epoch), num_workers)

@@ -3,6 +3,10 @@
 Per epoch: train over shuffled group batches, validate, step the schedule, log one metrics row, save the
 ``last`` checkpoint (and ``best`` when validation improved), fire ``ptychodus_torch_epoch_end``. The loss
 is accumulated on the device and read back once per epoch, so the step itself never waits for the host.
+
+Under ``torchrun`` (see :mod:`..distributed`) every rank runs this loop on its share of each global batch
+with the model wrapped in DistributedDataParallel; losses are summed over ranks once per epoch, and rank 0
+alone chooses the run folder, logs, checkpoints, fires plugin events and writes the results.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from ..atomic import atomic_write
 from ..config import ExecutionConfig, TrainingConfig
 from ..data.load import load_scan
 from ..data.scan import ScanData
+from ..distributed import SINGLE_PROCESS, DistributedContext, StopConsensus, distributed_session
 from ..errors import ConfigError, PtychodusTorchError
 from ..evaluation import evaluate, region_mask
 from ..inference import Reconstruction, reconstruct_scan
@@ -30,15 +35,17 @@ from ..loggers.base import LoggerSettings, MetricsLogger, RunStatus, allocate_ru
 from ..loggers.guard import GuardedLogger
 from ..loggers.null_logger import NullLogger
 from ..models.model_file import MODEL_FILE_NAME, plain, save_model
+from ..performance import as_input, autocast, resolve
 from ..physics.canvas import group_canvas_size
 from ..physics.scale import intensity_scale
 from ..pictures import save_loss_figure, save_object_figure
 from ..plugins import PluginHost, build_plugin_host
 from .checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
 from .context import RunContext
-from .data import GroupedScan, batch_loader, group_scan
+from .data import GroupedScan, epoch_batches, group_scan, load_batches, shard_batches
 from .determinism import deterministic_algorithms, restore_rng_state, rng_state, seed_everything
 from .schedules import build_scheduler, current_lr, step_scheduler
+from .step import TrainStep
 from .stopping import StopRequest
 
 _log = logging.getLogger(__name__)
@@ -67,13 +74,21 @@ class _Progress:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def _mean_loss(model: torch.nn.Module, data: GroupedScan, batch_size: int) -> float:
+def _mean_loss(step: TrainStep, data: GroupedScan, batch_size: int, distributed: DistributedContext) -> float:
+    """Mean loss over ``data``; under DDP each rank takes a share and the sums are added over ranks."""
+    model = step.model
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=data.amplitudes.device)
+    batches = epoch_batches(data, batch_size, shuffle=False, seed=0, epoch=0)
+    if distributed.enabled:
+        batches = [b.tensor_split(distributed.world_size)[distributed.rank] for b in batches]
+        batches = [b for b in batches if len(b)]
     with torch.no_grad():
-        for batch in batch_loader(data, batch_size, shuffle=False, seed=0, epoch=0):
-            total += model.training_loss(batch).double() * batch["amplitudes"].shape[0]
-    return float(total) / data.n_groups
+        for batch in load_batches(data, batches):
+            with autocast(step.device, step.options):
+                patches = model(as_input(batch["amplitudes"], step.options))
+            total += model.loss_from_patches(patches, batch).double() * batch["amplitudes"].shape[0]
+    return float(distributed.sum(total)) / data.n_groups
 
 
 class _FailedLogger(NullLogger):
@@ -89,12 +104,16 @@ class _FailedLogger(NullLogger):
 class Trainer:
     """One training run. Build it, then call :meth:`run`; see :func:`train`."""
 
-    def __init__(self, config: TrainingConfig, execution: ExecutionConfig, host: PluginHost | None = None) -> None:
+    def __init__(self, config: TrainingConfig, execution: ExecutionConfig, host: PluginHost | None = None,
+                 distributed: DistributedContext = SINGLE_PROCESS) -> None:
         config.validate()
         self.config = config
         self.execution = execution
         self.host = host or build_plugin_host()
-        self.device = self.host.resolve_device(execution.accelerator)
+        self.distributed = distributed
+        self.device = distributed.device_for(self.host.resolve_device(execution.accelerator))
+        self.performance = resolve(execution.performance, self.device, "training")
+        self.quiet = config.quiet or not distributed.is_main
         self.backend = self.host.logger_backend(execution.logger)
         self.model_type = self.host.model_type(config.model.model_type)
         seed_everything(config.seed)
@@ -124,6 +143,9 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
         self.scheduler = build_scheduler(self.optimizer, config)
         self.progress = _Progress()
+        example = self.train_data.batch(torch.arange(min(config.batch_size, self.train_data.n_groups),
+                                                     device=self.train_data.groups.device))
+        self.step = TrainStep(self.model, self.optimizer, self.device, self.performance, distributed, example)
 
     def _check_data(self, scan: ScanData, what: str) -> None:
         if scan.patch_size != self.config.model.patch_size:
@@ -138,6 +160,23 @@ class Trainer:
     # -- run folder, resume -------------------------------------------------------------------------------
 
     def _prepare_run_dir(self) -> Path:
+        """Rank 0 allocates (or, with ``--resume``, finds) the run folder and tells the other ranks; every
+        rank restores the checkpoint. An error on rank 0 is raised on every rank, so none is left waiting."""
+        choice: tuple[str, str] = ("error", "")
+        if self.distributed.is_main:
+            try:
+                choice = ("ok", str(self._choose_run_dir()))
+            except ConfigError as exc:
+                choice = ("error", str(exc))
+        kind, value = self.distributed.broadcast(choice)
+        if kind == "error":
+            raise ConfigError(value)
+        run_dir = Path(value)
+        if self.config.resume:
+            self._restore(load_checkpoint(checkpoint_path(run_dir, "last")))
+        return run_dir
+
+    def _choose_run_dir(self) -> Path:
         output_dir = Path(self.config.output_dir)
         if not self.config.resume:
             return allocate_run_dir(output_dir)
@@ -146,8 +185,11 @@ class Trainer:
         if last is None or not last.is_file():
             raise ConfigError(f"--resume: no checkpoint to resume from in {output_dir} "
                               "(expected lightning_logs/version_<N>/checkpoints/last.pt)")
-        self._restore(load_checkpoint(last))
         return run_dir  # type: ignore[return-value]
+
+    def _notify(self, hook: str, **kwargs: Any) -> None:
+        if self.distributed.is_main:
+            self.host.notify(hook, **kwargs)
 
     def _restore(self, state: dict[str, Any]) -> None:
         if state.get("model_config") != self._model_config_record():
@@ -182,37 +224,43 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------------------
 
-    def _batches(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
+    def _batches(self, epoch: int) -> tuple[Iterator[dict[str, torch.Tensor]], list[tuple[int, float]]]:
+        """This rank's batches for ``epoch`` and, per batch, (global batch size, loss weight)."""
         workers = self.config.num_workers if self.device.type == "cpu" else 0
-        return batch_loader(self.train_data, self.config.batch_size, shuffle=True, seed=self.config.seed,
-                            epoch=epoch, num_workers=workers)
+        batches = epoch_batches(self.train_data, self.config.batch_size, shuffle=True, seed=self.config.seed,
+                                epoch=epoch)
+        shares = shard_batches(batches, self.distributed.rank, self.distributed.world_size)
+        sizes = [(share.global_size, share.weight) for share in shares]
+        return load_batches(self.train_data, [share.indices for share in shares], workers), sizes
 
-    def _train_epoch(self, epoch: int, stop: StopRequest) -> tuple[float, int] | None:
-        """Mean training loss and patterns seen, or None when a stop request abandoned the epoch."""
+    def _train_epoch(self, epoch: int, stop: StopRequest, consensus: StopConsensus) -> tuple[float, int] | None:
+        """Mean training loss and patterns seen (over all ranks), or None when a stop request abandoned
+        the epoch."""
         self.model.train()
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         seen = 0
         channels = self.train_data.n_channels
-        bar = tqdm(total=self.train_data.n_groups * channels, disable=self.config.quiet, leave=False,
+        bar = tqdm(total=self.train_data.n_groups * channels, disable=self.quiet, leave=False,
                    desc=f"epoch {epoch + 1}/{self.config.max_epochs}", unit="pattern", unit_scale=True)
-        for batch in self._batches(epoch):
+        batches, sizes = self._batches(epoch)
+        for batch, (global_size, weight) in zip(batches, sizes):
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-            loss = self.model.training_loss(batch)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            size = batch["amplitudes"].shape[0]
-            total += loss.detach().double() * size
-            seen += size
-            bar.update(size * channels)
+            loss = self.step(batch, weight)
+            # sum over ranks of (local mean x local size) = global batch mean x global size
+            total += loss.double() * batch["amplitudes"].shape[0]
+            seen += global_size
+            bar.update(global_size * channels)
             self.progress.step += 1
             if self.execution.per_step_metrics:
-                self.logger.log_step_metrics({"train_loss_step": float(loss)}, epoch=epoch, step=self.progress.step)
-            if stop.requested:
+                step_loss = self.distributed.sum(loss.double() * batch["amplitudes"].shape[0]) / global_size
+                self.logger.log_step_metrics({"train_loss_step": float(step_loss)}, epoch=epoch,
+                                             step=self.progress.step)
+            if consensus.step(stop.requested):
                 bar.close()
+                consensus.settle(True)
                 return None
         bar.close()
-        return float(total) / max(seen, 1), seen * channels
+        return float(self.distributed.sum(total)) / max(seen, 1), seen * channels
 
     def run(self) -> TrainResult:
         run_dir = self._prepare_run_dir()
@@ -220,26 +268,28 @@ class Trainer:
         settings = LoggerSettings(output_dir=Path(self.config.output_dir), run_dir=run_dir,
                                   run_name=self.execution.run_name, experiment_name=self.execution.experiment_name,
                                   per_step_metrics=self.execution.per_step_metrics, resume=self.config.resume)
-        self.logger = GuardedLogger(self._create_logger(settings), name=self.backend.name)
+        logger = self._create_logger(settings) if self.distributed.is_main else NullLogger()
+        self.logger = GuardedLogger(logger, name=self.backend.name)
         self.logger.start()  # PtychodusTorchError propagates; any other start failure warns once, logs nothing
         hyperparams = {**self.config.flat(), "accelerator": self.execution.accelerator, "device": str(self.device),
-                       "logger": self.backend.name, "intensity_scale": float(self.model.scale.detach())}
-        if not self.config.resume:
+                       "logger": self.backend.name, "intensity_scale": float(self.model.scale.detach()),
+                       "performance": self.performance.describe(), "world_size": self.distributed.world_size}
+        if not self.config.resume and self.distributed.is_main:
             atomic_write(run_dir / "config.json", lambda f: f.write(json.dumps(hyperparams, indent=2).encode()))
         self.logger.log_hyperparams(hyperparams)
         context = RunContext(output_dir=Path(self.config.output_dir), run_dir=run_dir, device=str(self.device),
                              hyperparams=hyperparams, epoch=self.progress.epoch)
-        self.host.notify("ptychodus_torch_train_start", run=context)
+        self._notify("ptychodus_torch_train_start", run=context)
         try:
             with deterministic_algorithms(self.device, self.config.deterministic):
                 status = self._loop(context)
                 result = self._finish(context, status)
         except BaseException as error:
-            self.host.notify("ptychodus_torch_train_failed", run=context, error=error)
+            self._notify("ptychodus_torch_train_failed", run=context, error=error)
             self.logger.finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
             raise
         self.logger.finish(status)
-        self.host.notify("ptychodus_torch_train_end", run=context, status=status, metrics=result.metrics)
+        self._notify("ptychodus_torch_train_end", run=context, status=status, metrics=result.metrics)
         return result
 
     def _create_logger(self, settings: LoggerSettings) -> MetricsLogger:
@@ -255,17 +305,19 @@ class Trainer:
 
     def _loop(self, context: RunContext) -> RunStatus:
         config, p = self.config, self.progress
+        consensus = StopConsensus(self.distributed)
         with StopRequest() as stop:
             while p.epoch < config.max_epochs:
                 epoch = p.epoch
                 started = time.perf_counter()
-                outcome = self._train_epoch(epoch, stop)
+                outcome = self._train_epoch(epoch, stop, consensus)
                 if outcome is None:
                     _log.warning("stop requested (%s): epoch %d abandoned; the last checkpoint holds epoch %d",
                                  stop.signal_name, epoch, epoch - 1)
                     return "KILLED"
                 train_loss, patterns = outcome
-                val_loss = _mean_loss(self.model, self.val_data, config.batch_size) if self.val_data else None
+                val_loss = (_mean_loss(self.step, self.val_data, config.batch_size, self.distributed)
+                            if self.val_data else None)
                 monitored = val_loss if val_loss is not None else train_loss
                 lr = current_lr(self.optimizer)
                 step_scheduler(self.scheduler, monitored)
@@ -285,10 +337,11 @@ class Trainer:
                 self.logger.log_metrics(metrics, epoch=epoch, step=p.step)
                 self._save_checkpoints(context, improved)
                 context.epoch = p.epoch
-                self.host.notify("ptychodus_torch_epoch_end", run=context, epoch=epoch, metrics=metrics)
-                if config.image_every_n_epochs and p.epoch % config.image_every_n_epochs == 0:
+                self._notify("ptychodus_torch_epoch_end", run=context, epoch=epoch, metrics=metrics)
+                if (config.image_every_n_epochs and p.epoch % config.image_every_n_epochs == 0
+                        and self.distributed.is_main):
                     self._log_pictures(epoch)
-                if not config.quiet:
+                if not self.quiet:
                     shown = f"val_loss {val_loss:.5g} " if val_loss is not None else ""
                     tqdm.write(f"epoch {epoch + 1}/{config.max_epochs}: train_loss {train_loss:.5g} {shown}"
                                f"lr {lr:.3g} ({metrics['patterns_per_second']:.0f} patterns/s)")
@@ -296,22 +349,25 @@ class Trainer:
                         and p.epochs_without_improvement >= config.early_stopping_patience):
                     _log.info("early stopping after %d epochs without improvement", p.epochs_without_improvement)
                     break
-                if stop.requested:
+                if consensus.settle(stop.requested):
                     return "KILLED"
         return "FINISHED"
 
     def _save_checkpoints(self, context: RunContext, improved: bool) -> None:
+        if not self.distributed.is_main:
+            return
         state = self._checkpoint_state()
         for kind in ("last", "best") if improved else ("last",):
             path = save_checkpoint(self.run_dir, kind, state)
-            self.host.notify("ptychodus_torch_checkpoint_saved", run=context, path=path, kind=kind)
+            self._notify("ptychodus_torch_checkpoint_saved", run=context, path=path, kind=kind)
 
     def _evaluation_scan(self) -> ScanData:
         return self.test_scan if self.test_scan is not None else self.train_scan
 
     def _reconstruct(self) -> Reconstruction:
         return reconstruct_scan(self.model, self._evaluation_scan(), batch_size=max(64, self.config.batch_size),
-                                device=self.device, k_neighbours=self.config.k_neighbours, seed=self.config.seed)
+                                device=self.device, k_neighbours=self.config.k_neighbours, seed=self.config.seed,
+                                performance=self.execution.performance)
 
     def _log_pictures(self, epoch: int) -> None:
         recon = self._reconstruct()
@@ -322,13 +378,16 @@ class Trainer:
         p = self.progress
         if p.epoch == 0:
             return TrainResult(status, self.run_dir, None, 0)
+        if not self.distributed.is_main:  # rank 0 writes the model and the results
+            metrics = {k: v for k, v in p.history[-1].items() if k != "epoch"}
+            return TrainResult(status, self.run_dir, None, p.epoch, metrics, None, p.history)
         metrics = {k: v for k, v in p.history[-1].items() if k != "epoch"}
         best = checkpoint_path(self.run_dir, "best")
         if best.is_file():  # the model file holds the best weights, not merely the last ones
             self.model.load_state_dict(load_checkpoint(best)["model"])
         info = {"epochs": p.epoch, "best_loss": p.best_loss, "training": self.config.flat(), "status": status}
         model_path = save_model(self.model, self.config.model, self.run_dir / MODEL_FILE_NAME, info)
-        self.host.notify("ptychodus_torch_checkpoint_saved", run=context, path=model_path, kind="model")
+        self._notify("ptychodus_torch_checkpoint_saved", run=context, path=model_path, kind="model")
         self.logger.log_artifact(model_path)
         if status == "KILLED":  # stop promptly: the model is saved, the final pictures can wait
             return TrainResult(status, self.run_dir, model_path, p.epoch, metrics, None, p.history)
@@ -372,5 +431,10 @@ def save_reconstruction(path: Path, recon: Reconstruction, scan: ScanData, quali
 
 def train(config: TrainingConfig, execution: ExecutionConfig | None = None,
           host: PluginHost | None = None) -> TrainResult:
-    """Train a model as configured; the programmatic twin of ``ptychodus-torch train``."""
-    return Trainer(config, execution or ExecutionConfig(), host).run()
+    """Train a model as configured; the programmatic twin of ``ptychodus-torch train``.
+
+    Under ``torchrun`` this joins the job's process group for the run (see :mod:`..distributed`)."""
+    execution = execution or ExecutionConfig()
+    host = host or build_plugin_host()
+    with distributed_session(host.resolve_device(execution.accelerator)) as distributed:
+        return Trainer(config, execution, host, distributed).run()
