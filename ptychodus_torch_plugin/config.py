@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ConfigError
-from .performance import PerformanceConfig
 
 SchedulerName = Literal["constant", "exponential", "cosine", "plateau"]
 LossName = Literal["poisson", "mae"]
@@ -143,6 +142,27 @@ def _check_output_dir(path: Path) -> None:
                 where = "" if candidate == path else f" (inside {candidate})"
                 raise ConfigError(f"--output_dir {path} cannot be a folder: {candidate} is a file{where}")
             return
+
+
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class PerformanceConfig:
+    """How the network pass is run; none of it changes what is computed beyond rounding."""
+
+    precision: str = "auto"
+    """``auto`` (bf16 for CUDA inference, else float32), ``fp32`` or ``bf16``."""
+    channels_last: bool | None = None
+    """NHWC memory format for the convolutions; ``None`` = on for CUDA, off elsewhere."""
+    compile: bool = False
+    """``torch.compile`` the network (falls back to eager with a warning when compilation fails)."""
+    cuda_graphs: bool = False
+    """Capture the inference pass in a CUDA graph (CUDA only; fixed-size chunks, the last one padded)."""
+
+    def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision '{self.precision}'; choose one of {', '.join(PRECISIONS)}")
 
 
 @dataclass(frozen=True)

@@ -31,32 +31,13 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from .config import PRECISIONS, PerformanceConfig
 from .errors import ConfigError
 
 _log = logging.getLogger(__name__)
 
-Precision = Literal["auto", "fp32", "bf16"]
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 Purpose = Literal["training", "inference"]
 Forward = Callable[[Tensor], Tensor]
-
-
-@dataclass(frozen=True)
-class PerformanceConfig:
-    """How the network pass is run; none of it changes what is computed beyond rounding."""
-
-    precision: str = "auto"
-    """``auto`` (bf16 for CUDA inference, else float32), ``fp32`` or ``bf16``."""
-    channels_last: bool | None = None
-    """NHWC memory format for the convolutions; ``None`` = on for CUDA, off elsewhere."""
-    compile: bool = False
-    """``torch.compile`` the network (falls back to eager with a warning when compilation fails)."""
-    cuda_graphs: bool = False
-    """Capture the inference pass in a CUDA graph (CUDA only; fixed-size chunks, the last one padded)."""
-
-    def validate(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"unknown precision '{self.precision}'; choose one of {', '.join(PRECISIONS)}")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from .speed_options import add_speed_arguments, performance_from_args
+
 HELP = "reconstruct a scan with a trained model"
 
 
@@ -24,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the result as ptychodus files (product.h5 with the reconstructed object, "
                              "diffraction.h5) into this folder")
     parser.add_argument("--quiet", action="store_true")
+    add_speed_arguments(parser)
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -41,6 +44,7 @@ def _validate(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     _validate(args)
     from ..data.load import load_scan
+    from ..distributed import distributed_session
     from ..evaluation import evaluate, region_mask
     from ..inference import reconstruct_scan
     from ..models.model_file import load_model
@@ -50,9 +54,15 @@ def run(args: argparse.Namespace) -> int:
 
     host = build_plugin_host()
     device = host.resolve_device(args.accelerator)
+    performance = performance_from_args(args)
     model, config, _ = load_model(args.model, host)
     scan = load_scan(args.data_file)
-    recon = reconstruct_scan(model, scan, batch_size=args.inference_batch_size, device=device)
+    with distributed_session(device) as distributed:  # under torchrun: each rank stitches a share
+        recon = reconstruct_scan(model, scan, batch_size=args.inference_batch_size,
+                                 device=distributed.device_for(device), performance=performance,
+                                 distributed=distributed)
+        if not distributed.is_main:
+            return 0
     quality = None
     if scan.object_truth is not None:
         quality = evaluate(recon.object, scan.object_truth, region_mask(recon.weights)).as_dict()

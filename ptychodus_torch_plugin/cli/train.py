@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
+
+from .speed_options import add_speed_arguments, performance_from_args
 
 HELP = "train a physics-informed network on a scan"
 
@@ -74,6 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="log amplitude/phase pictures every N epochs (0 = never)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     run.add_argument("--disable_mlflow", action="store_true", help=argparse.SUPPRESS)
+    add_speed_arguments(parser)
 
 
 def build_configs(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -96,7 +100,7 @@ def build_configs(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     )
     execution = ExecutionConfig(accelerator=args.accelerator, logger=args.logger,
                                 per_step_metrics=args.per_step_metrics, experiment_name=args.experiment_name,
-                                run_name=args.run_name)
+                                run_name=args.run_name, performance=performance_from_args(args))
     return training, execution
 
 
@@ -108,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {"status": result.status, "run_dir": str(result.run_dir),
                "model": str(result.model_path) if result.model_path else None,
                "epochs": result.epochs_completed, "metrics": result.metrics, "quality": result.quality}
-    if not training.quiet:
+    if not training.quiet and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks
         print(json.dumps(summary, indent=2))
     return 130 if result.status == "KILLED" else 0
 

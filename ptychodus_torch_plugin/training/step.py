@@ -7,6 +7,7 @@ the loss is returned as a detached device tensor, and callers sum it on the devi
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 
 import torch
@@ -24,6 +25,14 @@ def loss_from_patches(model: nn.Module, patches: Tensor, batch: Batch) -> Tensor
     ``loss_from_patches``) because DDP must wrap the network pass alone: the loss also uses the probe and
     scale, and gradient synchronisation is triggered by the wrapped forward."""
     return model.loss_from_patches(patches, batch)  # type: ignore[operator]
+
+
+def _no_buffer_sync() -> dict[str, bool]:
+    """Buffers (probe, scale, canvas size) are identical on every rank by construction, so DDP need not
+    send them before every forward. Newer torch spells this ``forward_sync_buffers``."""
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
+        return {"forward_sync_buffers": False}
+    return {"broadcast_buffers": False}
 
 
 class TrainStep:
@@ -45,9 +54,8 @@ class TrainStep:
         apply_memory_format(model, options)
         network: nn.Module = model
         if distributed.enabled:
-            # Buffers (probe, scale, canvas size) are identical on every rank by construction: no broadcast.
             network = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                              broadcast_buffers=False)
+                                              **_no_buffer_sync())
         self.network = network
         self.forward = network
         if options.compile and example is not None:
