@@ -89,10 +89,19 @@ def autocast(device: torch.device, options: ResolvedPerformance) -> contextlib.A
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=False)
 
 
+def set_conv_memory_format(module: nn.Module, memory_format: torch.memory_format) -> nn.Module:
+    """Lay out every convolution's weights in ``memory_format``, in place. Only convolutions: other 4-D
+    tensors (the probe, stored as (modes, N, N, re/im)) must keep their layout."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            layer.to(memory_format=memory_format)
+    return module
+
+
 def apply_memory_format(module: nn.Module, options: ResolvedPerformance) -> nn.Module:
     """Convert the convolution weights to channels_last in place (a no-op when not asked for)."""
     if options.channels_last:
-        module.to(memory_format=torch.channels_last)
+        set_conv_memory_format(module, torch.channels_last)
     return module
 
 
@@ -190,4 +199,4 @@ def inference_forward(model: nn.Module, device: torch.device, options: ResolvedP
             yield forward
     finally:
         if options.channels_last:
-            model.to(memory_format=torch.contiguous_format)
+            set_conv_memory_format(model, torch.contiguous_format)
