@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,6 +120,10 @@ def distributed_session(device: torch.device, environ: Mapping[str, str] | None 
                                  control_group=control)
     finally:
         if owned and dist.is_initialized():
+            # Leave together: a rank tearing gloo down while a peer still finishes its last asynchronous
+            # exchange aborts that peer ("terminate called without an active exception").
+            if sys.exc_info()[0] is None:
+                dist.barrier(group=control)
             dist.destroy_process_group()
 
 
