@@ -365,9 +365,11 @@ class Trainer:
         return self.test_scan if self.test_scan is not None else self.train_scan
 
     def _reconstruct(self) -> Reconstruction:
+        # One pass over a validation-sized scan: compiling or graph-capturing it would cost more than it saves.
+        performance = replace(self.execution.performance, compile=False, cuda_graphs=False)
         return reconstruct_scan(self.model, self._evaluation_scan(), batch_size=max(64, self.config.batch_size),
                                 device=self.device, k_neighbours=self.config.k_neighbours, seed=self.config.seed,
-                                performance=self.execution.performance)
+                                performance=performance)
 
     def _log_pictures(self, epoch: int) -> None:
         recon = self._reconstruct()

@@ -108,10 +108,9 @@ def test_a_failing_compile_falls_back_to_eager_with_one_warning(tiny_scans, tmp_
         warnings.simplefilter("always")
         compiled = _train_losses(tiny_scans, tmp_path / "compiled", PerformanceConfig(compile=True))
     messages = [str(w.message) for w in caught if "torch.compile" in str(w.message)]
-    # one for the training step, one for the final reconstruction's inference pass
+    # the training step only: the trainer's own reconstructions are single passes and are never compiled
     assert messages == [
         "torch.compile of the network (training) failed (RuntimeError: no C++ compiler here); running eagerly",
-        "torch.compile of the network (inference) failed (RuntimeError: no C++ compiler here); running eagerly",
     ]
     assert compiled == reference
 
@@ -147,3 +146,18 @@ def test_compiled_inference_matches_eager(tmp_path) -> None:
         warnings.simplefilter("error", RuntimeWarning)  # a fallback to eager would make this test pointless
         compiled = reconstruct_scan(model, scan, batch_size=8, device=CPU, performance=PerformanceConfig(compile=True))
     np.testing.assert_allclose(compiled.object, eager.object, rtol=1e-4, atol=1e-5)
+
+
+def test_a_failing_compile_in_reconstruction_warns_once_and_matches_eager(trained, monkeypatch) -> None:
+    model, scan = trained
+    eager = reconstruct_scan(model, scan, batch_size=8, device=CPU)
+
+    def broken_compile(module, *args, **kwargs):
+        def call(*a, **k):
+            raise RuntimeError("inductor is unavailable")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.warns(RuntimeWarning, match=r"torch.compile of the network \(inference\) failed"):
+        fallback = reconstruct_scan(model, scan, batch_size=8, device=CPU, performance=PerformanceConfig(compile=True))
+    np.testing.assert_array_equal(fallback.object, eager.object)
