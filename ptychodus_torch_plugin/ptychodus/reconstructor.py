@@ -121,10 +121,11 @@ class TorchReconstructor(TrainableReconstructor):
         model = self._require_model()
         scan = input_to_scan(parameters)
         host = build_plugin_host()
-        device = host.resolve_device(self._settings.execution_config().accelerator)
+        execution = self._settings.execution_config()
+        device = host.resolve_device(execution.accelerator)
         try:
             recon = reconstruct_scan(model, scan, batch_size=self._settings.inference_batch_size.get_value(),
-                                     device=device)
+                                     device=device, performance=execution.performance)
         finally:
             self._model = model.cpu()
             _release_gpu_memory()

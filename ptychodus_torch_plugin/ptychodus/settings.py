@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ptychodus.api.settings import SettingsRegistry
 
-from ..config import ExecutionConfig, ModelConfig, TrainingConfig
+from ..config import ExecutionConfig, ModelConfig, PerformanceConfig, TrainingConfig
 from ..errors import ConfigError
 
 #: Settings-file section holding every parameter below.
@@ -62,6 +62,9 @@ class TorchSettings:
         # inference
         self.model_file = group.create_path_parameter("model_file", Path())
         self.inference_batch_size = group.create_integer_parameter("inference_batch_size", 256, minimum=1)
+        # speed (docs/performance.md)
+        self.precision = group.create_string_parameter("precision", "auto")
+        self.compile = group.create_boolean_parameter("compile", False)
 
     def model_config(self, model_type: str) -> ModelConfig:
         patch = self.patch_size.get_value()
@@ -96,9 +99,12 @@ class TorchSettings:
         return config
 
     def execution_config(self) -> ExecutionConfig:
+        performance = PerformanceConfig(precision=self.precision.get_value().strip().lower() or "auto",
+                                        compile=self.compile.get_value())
+        performance.validate()
         return ExecutionConfig(accelerator=self.accelerator.get_value().strip() or "auto",
                                logger=self.logger.get_value().strip() or "csv",
-                               run_name="ptychodus")
+                               run_name="ptychodus", performance=performance)
 
     def model_file_path(self) -> Path | None:
         return optional_path(self.model_file.get_value())

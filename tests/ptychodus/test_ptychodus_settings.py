@@ -30,6 +30,7 @@ def test_defaults_match_the_command_line(settings):
                                image_every_n_epochs=0, model=ModelConfig())
     assert config == reference
     assert settings.execution_config().accelerator == ExecutionConfig().accelerator
+    assert settings.execution_config().performance == ExecutionConfig().performance
     assert settings.model_file_path() is None
 
 
@@ -42,7 +43,8 @@ def test_values_from_a_settings_file(tmp_path):
     settings = TorchSettings(registry)
     ini = tmp_path / "settings.ini"
     ini.write_text("[PtychodusTorch]\nchannels = 8, 16\npatch_size = 32\ngridsize = 2\nmax_epochs = 3\n"
-                   "scheduler = Cosine\noutput_dir = /runs\nmodel_file = /m/model.pt\naccelerator = cpu\n")
+                   "scheduler = Cosine\noutput_dir = /runs\nmodel_file = /m/model.pt\naccelerator = cpu\n"
+                   "precision = BF16\n")
     registry.open_settings(ini)
     config = settings.training_config("supervised", Path("d"), Path("ptychodus_out"))
     assert config.model.channels == (8, 16) and config.model.patch_size == 32 and config.model.gridsize == 2
@@ -51,6 +53,7 @@ def test_values_from_a_settings_file(tmp_path):
     assert config.output_dir == Path("/runs")  # the setting wins over ptychodus's folder
     assert settings.model_file_path() == Path("/m/model.pt")
     assert settings.execution_config().accelerator == "cpu"
+    assert settings.execution_config().performance.precision == "bf16"
     registry.save_settings(tmp_path / "saved.ini")
     assert "channels = 8, 16" in (tmp_path / "saved.ini").read_text()
 
@@ -63,6 +66,9 @@ def test_invalid_settings_are_config_errors(settings):
     settings.patch_size.set_value(36)
     with pytest.raises(ConfigError, match="divisible"):
         settings.training_config("pinn", Path("d"), Path("o"))
+    settings.precision.set_value("half")
+    with pytest.raises(ConfigError, match="unknown precision 'half'"):
+        settings.execution_config()
 
 
 def test_launcher_forwards_ptychodus_options():
