@@ -12,6 +12,7 @@ for the GPU.
 from __future__ import annotations
 
 import contextlib
+import gc
 import datetime
 import os
 import sys
@@ -28,6 +29,18 @@ from .errors import ConfigError
 DEFAULT_TIMEOUT = datetime.timedelta(minutes=30)
 
 
+class _Groups:
+    """The session's process-group handle, dropped when the session ends.
+
+    A context object may outlive its session (a caller keeps it); if it still referenced the process group,
+    that group would be destroyed only during interpreter shutdown, when gloo's worker threads can no longer
+    be joined cleanly and the process aborts ("terminate called without an active exception").
+    """
+
+    def __init__(self, control: Any = None) -> None:
+        self.control = control
+
+
 @dataclass(frozen=True)
 class DistributedContext:
     """Where this process stands in a job; ``world_size == 1`` is a plain single-process run."""
@@ -36,7 +49,12 @@ class DistributedContext:
     local_rank: int = 0
     world_size: int = 1
     backend: str | None = None
-    control_group: Any = field(default=None, compare=False, repr=False)
+    _groups: _Groups = field(default_factory=lambda: _Groups(), compare=False, repr=False)
+
+    @property
+    def control_group(self) -> Any:
+        """The gloo group for control messages (None outside a session)."""
+        return self._groups.control
 
     @property
     def enabled(self) -> bool:
@@ -114,17 +132,19 @@ def distributed_session(device: torch.device, environ: Mapping[str, str] | None 
                               f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     else:
         backend = dist.get_backend()
-    control = dist.new_group(backend="gloo") if backend != "gloo" else dist.group.WORLD
+    groups = _Groups(dist.new_group(backend="gloo") if backend != "gloo" else dist.group.WORLD)
     try:
         yield DistributedContext(rank=rank, local_rank=local_rank, world_size=world_size, backend=backend,
-                                 control_group=control)
+                                 _groups=groups)
     finally:
+        control, groups.control = groups.control, None
         if owned and dist.is_initialized():
-            # Leave together: a rank tearing gloo down while a peer still finishes its last asynchronous
-            # exchange aborts that peer ("terminate called without an active exception").
-            if sys.exc_info()[0] is None:
+            if sys.exc_info()[0] is None:  # leave together, so no rank tears gloo down under a peer
                 dist.barrier(group=control)
+            del control
+            gc.collect()  # DDP reducers and other holders of the group go before it is destroyed
             dist.destroy_process_group()
+            gc.collect()
 
 
 class StopConsensus:
