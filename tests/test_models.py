@@ -72,3 +72,15 @@ def test_built_in_model_types_are_registered_through_the_hook():
     assert set(host.model_types()) >= {"pinn", "supervised"}
     assert host.model_types()["pinn"].plugin == "ptychodus_torch_plugin.models.builtin"
     assert host.model_type("supervised").needs_ground_truth
+
+
+def test_canvas_side_follows_loaded_weights_without_reading_the_buffer_each_step() -> None:
+    """The overlap constraint reads the canvas side as a Python int (no GPU wait per step); loading weights
+    made for another canvas must update it."""
+    probe = torch.ones(32, 32, dtype=torch.complex64)
+    config = ModelConfig(patch_size=32, gridsize=2, channels=(8, 16))
+    trained = PtychoModel(config, probe, 10.0, canvas_size=48)
+    fresh = PtychoModel(config, probe, 10.0, canvas_size=0)
+    assert (trained.canvas_side, fresh.canvas_side) == (48, 0)
+    fresh.load_state_dict(trained.state_dict())
+    assert fresh.canvas_side == 48

@@ -42,6 +42,10 @@ def normalise_probe(probe: Tensor) -> Tensor:
     return probe * torch.sqrt(torch.tensor(size * size / 4.0) / total)
 
 
+def _refresh_canvas_side(module: nn.Module, incompatible_keys: object) -> None:
+    module.canvas_side = int(module.canvas_size)  # type: ignore[assignment]
+
+
 class PtychoModel(nn.Module):
     """Generator + probe + intensity scale.
 
@@ -70,6 +74,9 @@ class PtychoModel(nn.Module):
             self.register_buffer("log_scale", log_scale)
         # Side of the shared canvas for the overlap constraint (gridsize > 1); saved with the weights.
         self.register_buffer("canvas_size", torch.tensor(int(canvas_size), dtype=torch.int64))
+        # The same value as a Python int: reading the buffer in every step would wait for the GPU.
+        self.canvas_side = int(canvas_size)
+        self.register_load_state_dict_post_hook(_refresh_canvas_side)
 
     @property
     def probe(self) -> Tensor:
@@ -95,7 +102,7 @@ class PtychoModel(nn.Module):
         """
         if patches.shape[1] == 1:
             return patches
-        size = int(self.canvas_size)
+        size = self.canvas_side
         canvas = patches_to_canvas(patches, offsets, size, weights=self.illumination())
         return canvas_to_patches(canvas, offsets, patches.shape[-1])
 
