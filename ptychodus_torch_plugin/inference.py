@@ -138,13 +138,15 @@ def reconstruct_scan(
         scan.positions, group_neighbours(scan.positions, gridsize, None, seed, k_neighbours=k_neighbours)))
     if distributed.enabled:  # a contiguous share keeps each rank's patches local on the object
         groups = groups.tensor_split(distributed.world_size)[distributed.rank]
-    gain = float(model.scale.detach()) / intensity_scale(scan.amplitudes)  # type: ignore[attr-defined]
-    amplitudes = torch.from_numpy(np.ascontiguousarray(scan.amplitudes, dtype=np.float32) * np.float32(gain))
+    # No host-side copy of the scan: the amplitudes are scaled chunk by chunk on the device, and the scan's
+    # intensity scale is measured where the data lives.
+    amplitudes = torch.from_numpy(np.ascontiguousarray(scan.amplitudes, dtype=np.float32))
     if keep_resident(amplitudes.numel() * 4, device):
         amplitudes = amplitudes.to(device)
         groups = groups.to(device)
     elif device.type == "cuda":
         amplitudes = amplitudes.pin_memory()
+    gain = float(model.scale.detach()) / intensity_scale(amplitudes)  # type: ignore[attr-defined]
     weights = model.illumination().to(device)  # type: ignore[operator]
     accumulator = ObjectAccumulator(tuple(scan.object_shape), device=device, dtype=torch.complex64)
     placement = accumulator.place(np.asarray(scan.positions, dtype=np.float64), size)
@@ -154,6 +156,7 @@ def reconstruct_scan(
         for chunk in groups.split(batch_size):
             members = chunk.reshape(-1)
             inputs = amplitudes[members].to(device, non_blocking=True).view(chunk.shape[0], chunk.shape[1], size, size)
+            inputs = inputs * gain
             patches = forward(inputs)
             accumulator.add_placed(patches.reshape(-1, size, size), placement, members.to(device), weights)
     if distributed.enabled:

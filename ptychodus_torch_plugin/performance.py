@@ -98,6 +98,20 @@ def set_conv_memory_format(module: nn.Module, memory_format: torch.memory_format
     return module
 
 
+def conv_memory_format(module: nn.Module) -> torch.memory_format | None:
+    """The layout of the convolution weights (None without convolutions). Weights that are contiguous in both
+    layouts (one input channel, 1x1 kernels) say nothing and are skipped."""
+    found = False
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            found = True
+            nhwc = layer.weight.is_contiguous(memory_format=torch.channels_last)
+            nchw = layer.weight.is_contiguous()
+            if nhwc != nchw:
+                return torch.channels_last if nhwc else torch.contiguous_format
+    return torch.contiguous_format if found else None
+
+
 def apply_memory_format(module: nn.Module, options: ResolvedPerformance) -> nn.Module:
     """Convert the convolution weights to channels_last in place (a no-op when not asked for)."""
     if options.channels_last:
@@ -173,7 +187,8 @@ def inference_forward(model: nn.Module, device: torch.device, options: ResolvedP
                       example: Tensor) -> Iterator[Forward]:
     """A callable (B, C, N, N) amplitudes -> (B, C, N, N) complex patches for inference, with the options
     applied. The model's memory format is restored afterwards, so a model kept by the caller (e.g. inside
-    ptychodus between reconstructions) is left as it was found."""
+    ptychodus between reconstructions, or the trainer's between epochs) is left as it was found."""
+    previous = conv_memory_format(model)
     apply_memory_format(model, options)
 
     def eager(x: Tensor) -> Tensor:
@@ -198,5 +213,5 @@ def inference_forward(model: nn.Module, device: torch.device, options: ResolvedP
         else:
             yield forward
     finally:
-        if options.channels_last:
-            set_conv_memory_format(model, torch.contiguous_format)
+        if options.channels_last and previous is not None:
+            set_conv_memory_format(model, previous)

@@ -30,6 +30,8 @@ def mean_total_intensity(observed_amplitudes: Tensor | np.ndarray) -> float:
     count = len(observed_amplitudes)
     if count == 0:
         raise DataError("cannot derive an intensity scale from an empty data set")
+    if isinstance(observed_amplitudes, Tensor) and observed_amplitudes.device.type != "cpu":
+        return _mean_total_on_device(observed_amplitudes)
     total = 0.0
     for start in range(0, count, _CHUNK):
         chunk = _chunk_array(observed_amplitudes[start : start + _CHUNK])
@@ -39,6 +41,22 @@ def mean_total_intensity(observed_amplitudes: Tensor | np.ndarray) -> float:
             raise DataError("amplitudes must be finite and non-negative (sqrt of counts)")
         total += float(np.square(chunk).sum())
     return total / count
+
+
+def _mean_total_on_device(amplitudes: Tensor) -> float:
+    """:func:`mean_total_intensity` of a tensor already on an accelerator, without copying it to the host:
+    float64 sums and the validity check stay on the device and are read back once."""
+    if amplitudes.ndim < 3:
+        raise DataError(f"amplitudes must have shape (M, H, W), got {tuple(amplitudes.shape)}")
+    total = torch.zeros((), dtype=torch.float64, device=amplitudes.device)
+    valid = torch.ones((), dtype=torch.bool, device=amplitudes.device)
+    for chunk in amplitudes.split(16 * _CHUNK):
+        values = chunk.to(torch.float64)
+        valid &= torch.isfinite(values).all() & (values >= 0).all()
+        total += values.square().sum()
+    if not bool(valid):
+        raise DataError("amplitudes must be finite and non-negative (sqrt of counts)")
+    return float(total) / len(amplitudes)
 
 
 def intensity_scale(

@@ -161,3 +161,18 @@ def test_a_failing_compile_in_reconstruction_warns_once_and_matches_eager(traine
     with pytest.warns(RuntimeWarning, match=r"torch.compile of the network \(inference\) failed"):
         fallback = reconstruct_scan(model, scan, batch_size=8, device=CPU, performance=PerformanceConfig(compile=True))
     np.testing.assert_array_equal(fallback.object, eager.object)
+
+
+def test_reconstruction_leaves_a_channels_last_model_in_channels_last(trained) -> None:
+    """The trainer keeps its model in channels_last on CUDA; its picture reconstructions between epochs must
+    not switch it back."""
+    from ptychodus_torch_plugin.performance import conv_memory_format, set_conv_memory_format
+
+    model, scan = trained
+    set_conv_memory_format(model, torch.channels_last)
+    try:
+        reconstruct_scan(model, scan, batch_size=8, device=CPU, performance=PerformanceConfig(channels_last=True))
+        assert conv_memory_format(model) == torch.channels_last
+    finally:
+        set_conv_memory_format(model, torch.contiguous_format)
+    assert conv_memory_format(model) == torch.contiguous_format

@@ -1,0 +1,110 @@
+"""The throughput benchmark runs end to end and writes figures that make sense (tiny settings, CPU)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_benchmark():
+    path = ROOT / "benchmarks" / "throughput.py"
+    spec = importlib.util.spec_from_file_location("throughput_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def _generator_flops(size: int, n_patterns: int) -> int:
+    """Forward FLOPs of the default generator per pattern, by hand: 2 * 9 * c_in * c_out * H * W per 3x3
+    convolution (biases and element-wise work not counted, as FlopCounterMode does not count them)."""
+    from ptychodus_torch_plugin.config import ModelConfig
+
+    channels = list(ModelConfig().channels)
+
+    def conv(c_in: int, c_out: int, side: int) -> int:
+        return 2 * 9 * c_in * c_out * side * side
+
+    total, side, widths = 0, size, [n_patterns, *channels]
+    for c_in, c_out in zip(widths[:-1], widths[1:]):  # encoder: two convolutions, then 2x pooling
+        total += conv(c_in, c_out, side) + conv(c_out, c_out, side)
+        side //= 2
+    decoder, back = 0, list(reversed(channels))
+    for c_in, c_out in zip(back, [*back[1:], back[-1]]):  # decoder: 2x up-sampling, two convolutions
+        side *= 2
+        decoder += conv(c_in, c_out, side) + conv(c_out, c_out, side)
+    decoder += conv(back[-1], n_patterns, side)  # output head
+    return (total + 2 * decoder) // n_patterns  # amplitude and phase decoders
+
+
+@pytest.mark.slow
+def test_throughput_benchmark_writes_sane_figures(tmp_path):
+    benchmark = _load_benchmark()
+    out = tmp_path / "throughput.json"
+    tiny = ("--device cpu --sizes 16 --gridsizes 1 --variants fp32,bf16 --batch 2 --steps 1 --warmup 1 "
+            "--repeats 1 --positions 8 --quick --ceiling-time 0.01 --no-smoke").split()
+    returned = benchmark.main([*tiny, "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert result["complete"] is True and result["rows"] == json.loads(json.dumps(returned["rows"]))
+
+    ceilings = result["ceilings"]
+    assert _positive(ceilings["copy"]["device_copy_GBps"])
+    assert set(ceilings["fft_transforms_per_s"]) == {"16", "64"}
+    assert all(_positive(v) for v in ceilings["fft_transforms_per_s"].values())
+    # a 16x16 FFT is cheaper than a 64x64 one on any machine
+    assert ceilings["fft_transforms_per_s"]["16"] > ceilings["fft_transforms_per_s"]["64"]
+    assert _positive(ceilings["matmul_TFLOPs"]["fp32"]) and _positive(ceilings["matmul_TFLOPs"]["bf16"])
+
+    env = result["environment"]
+    assert env["torch"] and env["python"] and env["torch_threads"] >= 1 and len(env["loadavg_start"]) == 3
+
+    (case,) = result["cases"]
+    flops = case["network_flops_per_pattern"]
+    # training is forward + backward: about 3x forward (the first layer needs no input gradient)
+    assert flops["forward"] == pytest.approx(_generator_flops(16, 1), rel=1e-9)
+    assert 2.5 * flops["forward"] < flops["training"] < 3.0 * flops["forward"]
+
+    assert [row["variant"] for row in result["rows"]] == ["fp32", "bf16"]
+    for row in result["rows"]:
+        train, infer = row["train"], row["inference"]
+        assert _positive(train["patterns_per_s"]) and _positive(train["step_ms"]) and train["loss_finite"]
+        assert _positive(infer["patterns_per_s"]) and infer["finite"] and infer["positions"] == 8
+        assert infer["patterns_per_s"] == pytest.approx(infer["positions_per_s"])  # gridsize 1
+        assert train["patterns_per_s"] == pytest.approx(1e3 * 2 / train["step_ms"])  # 2 groups per step
+        assert _positive(train["peak_mib"]) and _positive(infer["peak_mib"])
+        fractions = row["fractions"]
+        peak = ceilings["matmul_TFLOPs"][row["variant"]]
+        assert fractions["matmul_ceiling"] == row["variant"]
+        assert fractions["train_of_matmul"] == pytest.approx(
+            train["patterns_per_s"] * flops["training"] / (peak * 1e12))
+        assert fractions["infer_of_matmul"] == pytest.approx(
+            infer["patterns_per_s"] * flops["forward"] / (peak * 1e12))
+        assert 0 < fractions["train_of_fft"] < 1 and 0 < fractions["infer_input_of_copy"] < 1
+    fp32, bf16 = (row["quality"] for row in result["rows"])
+    for key in ("amplitude_ssim", "phase_ssim"):
+        assert fp32["vs_fp32"][key] == pytest.approx(1.0)  # the reference against itself
+        assert 0.5 < bf16["vs_fp32"][key] <= 1.0 + 1e-9
+    assert set(bf16["ssim_minus_fp32"]) == {"amplitude_ssim", "phase_ssim"}
+
+
+def test_variant_names_parse_and_bad_ones_are_refused():
+    benchmark = _load_benchmark()
+    config = benchmark.parse_variant("bf16+cl+graphs")
+    flags = (config.precision, config.channels_last, config.compile, config.cuda_graphs)
+    assert flags == ("bf16", True, False, True)
+    assert benchmark.parse_variant("fp32").channels_last is False
+    with pytest.raises(ValueError):
+        benchmark.parse_variant("fp16")
+    with pytest.raises(ValueError):
+        benchmark.parse_variant("bf16+turbo")
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--device", "cpu", "--variants", "bf16+graphs"])
