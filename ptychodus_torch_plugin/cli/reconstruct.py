@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate, region_mask
     from ..inference import reconstruct_scan
     from ..models.model_file import load_model
+    from ..performance import resolve
     from ..pictures import save_object_figure
     from ..plugins import build_plugin_host
     from ..training.trainer import save_reconstruction
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     host = build_plugin_host()
     device = host.resolve_device(args.accelerator)
     performance = performance_from_args(args)
+    resolve(performance, device, "inference")  # refuse e.g. --cuda-graphs on a CPU before loading anything
     model, config, _ = load_model(args.model, host)
     scan = load_scan(args.data_file)
     with distributed_session(device) as distributed:  # under torchrun: each rank stitches a share

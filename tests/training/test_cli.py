@@ -47,7 +47,8 @@ def test_train_then_reconstruct_every_position(tiny_scans, tmp_path):
     assert not (tmp_path / "out" / "lightning_logs" / "version_0" / "metrics.csv").exists()  # logger none
     result = _python(["-m", "ptychodus_torch_plugin.reconstruct", "--model", "out", "--data_file", str(test_file),
                       "--output_dir", "recon", "--inference_batch_size", "5", "--accelerator", "cpu",
-                      "--ptychodus-dir", "recon/ptychodus"], cwd=tmp_path)
+                      "--ptychodus-dir", "recon/ptychodus", "--precision", "fp32", "--no-channels-last"],
+                     cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["patterns"] == 36 and summary["quality"]["amplitude_ssim"] is not None
@@ -80,6 +81,19 @@ def test_bad_input_is_one_line_and_exit_2(tiny_scans, tmp_path, args, message):
                      cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["train", "reconstruct"])
+def test_cuda_graphs_without_cuda_is_one_line_and_exit_2(tiny_scans, tmp_path, command):
+    if command == "train":
+        args = ["--train_data_file", str(tiny_scans[0]), "--output_dir", "out"]
+    else:
+        args = ["--model", "no_model_needed.pt", "--data_file", str(tiny_scans[1]), "--output_dir", "recon"]
+    result = _python(["-m", f"ptychodus_torch_plugin.{command}", *args, "--accelerator", "cpu", "--cuda-graphs",
+                      "--quiet"], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "--cuda-graphs needs a CUDA device" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
