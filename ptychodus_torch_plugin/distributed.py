@@ -85,10 +85,6 @@ class DistributedContext:
             dist.all_reduce(values)
         return values
 
-    def barrier(self) -> None:
-        if self.enabled:
-            dist.barrier(group=self.control_group)
-
 
 SINGLE_PROCESS = DistributedContext()
 

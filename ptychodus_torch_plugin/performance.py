@@ -22,7 +22,6 @@ Why the defaults are what they are:
 from __future__ import annotations
 
 import contextlib
-import logging
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,10 +30,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from .config import PRECISIONS, PerformanceConfig
+from .config import PerformanceConfig
 from .errors import ConfigError
-
-_log = logging.getLogger(__name__)
 
 Purpose = Literal["training", "inference"]
 Forward = Callable[[Tensor], Tensor]
@@ -191,27 +188,20 @@ def inference_forward(model: nn.Module, device: torch.device, options: ResolvedP
     previous = conv_memory_format(model)
     apply_memory_format(model, options)
 
-    def eager(x: Tensor) -> Tensor:
-        with autocast(device, options):
-            return model(as_input(x, options))
+    def with_options(network: Forward) -> Forward:
+        def forward(x: Tensor) -> Tensor:
+            with autocast(device, options):
+                return network(as_input(x, options))
+        return forward
 
-    forward: Forward = eager
+    def trial(fn: Forward) -> None:
+        with torch.no_grad(), autocast(device, options):
+            fn(as_input(example, options))
+
     try:
-        if options.compile:
-            def trial(fn: Forward) -> None:
-                with torch.no_grad(), autocast(device, options):
-                    fn(as_input(example, options))
-
-            compiled = compile_or_eager(model, trial, what="network (inference)")
-            if compiled is not model:
-                def forward(x: Tensor) -> Tensor:
-                    with autocast(device, options):
-                        return compiled(as_input(x, options))
-        if options.cuda_graphs:
-            graphed = GraphedForward(lambda x: forward(x), example, contextlib.nullcontext)
-            yield graphed
-        else:
-            yield forward
+        network = compile_or_eager(model, trial, what="network (inference)") if options.compile else model
+        forward = with_options(network)
+        yield GraphedForward(forward, example, contextlib.nullcontext) if options.cuda_graphs else forward
     finally:
         if options.channels_last and previous is not None:
             set_conv_memory_format(model, previous)
