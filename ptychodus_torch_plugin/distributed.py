@@ -49,7 +49,7 @@ class DistributedContext:
     local_rank: int = 0
     world_size: int = 1
     backend: str | None = None
-    _groups: _Groups = field(default_factory=lambda: _Groups(), compare=False, repr=False)
+    _groups: _Groups = field(default_factory=_Groups, compare=False, repr=False)
 
     @property
     def control_group(self) -> Any:

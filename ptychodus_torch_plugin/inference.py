@@ -138,8 +138,8 @@ def reconstruct_scan(
         scan.positions, group_neighbours(scan.positions, gridsize, None, seed, k_neighbours=k_neighbours)))
     if distributed.enabled:  # a contiguous share keeps each rank's patches local on the object
         groups = groups.tensor_split(distributed.world_size)[distributed.rank]
-    # No host-side copy of the scan: the amplitudes are scaled chunk by chunk on the device, and the scan's
-    # intensity scale is measured where the data lives.
+    # The scan is never rescaled on the host: each chunk is scaled on the device, and the scan's intensity
+    # scale is measured where the data lives (on the GPU when the scan is resident there).
     amplitudes = torch.from_numpy(np.ascontiguousarray(scan.amplitudes, dtype=np.float32))
     if keep_resident(amplitudes.numel() * 4, device):
         amplitudes = amplitudes.to(device)

@@ -50,7 +50,7 @@ def _mean_total_on_device(amplitudes: Tensor) -> float:
         raise DataError(f"amplitudes must have shape (M, H, W), got {tuple(amplitudes.shape)}")
     total = torch.zeros((), dtype=torch.float64, device=amplitudes.device)
     valid = torch.ones((), dtype=torch.bool, device=amplitudes.device)
-    for chunk in amplitudes.split(16 * _CHUNK):
+    for chunk in amplitudes.split(_CHUNK):  # float64 copies of one chunk at a time, not of the scan
         values = chunk.to(torch.float64)
         valid &= torch.isfinite(values).all() & (values >= 0).all()
         total += values.square().sum()

@@ -74,6 +74,6 @@ class TrainStep:
             patches = self.forward(as_input(batch["amplitudes"], self.options))
         loss = loss_from_patches(self.model, patches, batch)
         self.optimizer.zero_grad(set_to_none=True)
-        (loss * weight if not (isinstance(weight, float) and weight == 1.0) else loss).backward()
+        (loss * weight).backward()  # x 1.0 is exact: a single process is unchanged
         self.optimizer.step()
         return loss.detach()

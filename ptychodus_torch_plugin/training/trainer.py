@@ -42,7 +42,7 @@ from ..pictures import save_loss_figure, save_object_figure
 from ..plugins import PluginHost, build_plugin_host
 from .checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
 from .context import RunContext
-from .data import GroupedScan, epoch_batches, group_scan, load_batches, shard_batches
+from .data import GroupedScan, Share, epoch_batches, group_scan, load_batches, shard_batches
 from .determinism import deterministic_algorithms, restore_rng_state, rng_state, seed_everything
 from .schedules import build_scheduler, current_lr, step_scheduler
 from .step import TrainStep
@@ -224,14 +224,13 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------------------
 
-    def _batches(self, epoch: int) -> tuple[Iterator[dict[str, torch.Tensor]], list[tuple[int, float]]]:
-        """This rank's batches for ``epoch`` and, per batch, (global batch size, loss weight)."""
+    def _batches(self, epoch: int) -> tuple[Iterator[dict[str, torch.Tensor]], list[Share]]:
+        """This rank's batches for ``epoch`` and, per batch, its share (global batch size, loss weight)."""
         workers = self.config.num_workers if self.device.type == "cpu" else 0
         batches = epoch_batches(self.train_data, self.config.batch_size, shuffle=True, seed=self.config.seed,
                                 epoch=epoch)
         shares = shard_batches(batches, self.distributed.rank, self.distributed.world_size)
-        sizes = [(share.global_size, share.weight) for share in shares]
-        return load_batches(self.train_data, [share.indices for share in shares], workers), sizes
+        return load_batches(self.train_data, [share.indices for share in shares], workers), shares
 
     def _train_epoch(self, epoch: int, stop: StopRequest, consensus: StopConsensus) -> tuple[float, int] | None:
         """Mean training loss and patterns seen (over all ranks), or None when a stop request abandoned
@@ -242,8 +241,8 @@ class Trainer:
         channels = self.train_data.n_channels
         bar = tqdm(total=self.train_data.n_groups * channels, disable=self.quiet, leave=False,
                    desc=f"epoch {epoch + 1}/{self.config.max_epochs}", unit="pattern", unit_scale=True)
-        batches, sizes = self._batches(epoch)
-        for batch, (global_size, weight) in zip(batches, sizes):
+        batches, shares = self._batches(epoch)
+        for batch, (_, weight, global_size) in zip(batches, shares):
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             loss = self.step(batch, weight)
             # sum over ranks of (local mean x local size) = global batch mean x global size
