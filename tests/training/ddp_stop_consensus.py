@@ -1,9 +1,12 @@
 """Rank 1 alone sees a stop request at step 3; every rank must agree to stop at the same step (4).
 
-Run under ``torchrun`` by ``tests/training/test_distributed.py``; each rank prints ``rank <r> stops at <k>``.
+Run under ``torchrun`` by ``tests/training/test_distributed.py``; each rank writes ``rank <r> stops at <k> ...``
+to ``rank_<r>.txt`` in the working folder (two ranks printing at once can share one stdout line).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 
@@ -20,4 +23,4 @@ if __name__ == "__main__":
                 consensus.settle(True)
                 break
         settled = consensus.settle(False) if stopped_at is None else None
-        print(f"rank {context.rank} stops at {stopped_at} settled {settled}", flush=True)
+        Path(f"rank_{context.rank}.txt").write_text(f"rank {context.rank} stops at {stopped_at} settled {settled}")
