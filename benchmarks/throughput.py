@@ -632,7 +632,7 @@ def measure_case(size: int, gridsize: int, variants: list[str], device: torch.de
 
 def smoke_command() -> dict[str, Any]:
     """Wall time and peak RSS of the issue's CPU smoke command, in a child process of its own."""
-    fixture = ROOT / "tests" / "fixtures" / "pytorch_integration" / "minimal_dataset_v1.npz"
+    fixture = ROOT / "tests" / "fixtures" / "pytorch_integration" / "minimal_dataset_v2.npz"
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "ptychodus_torch_plugin.train", "--train_data_file", str(fixture),
                    "--test_data_file", str(fixture), "--output_dir", f"{tmp}/logger_smoke",

@@ -92,7 +92,7 @@ logger.finish("FINISHED")
 
 
 def test_training_run_with_the_installed_jsonl_logger(plugin_site, tmp_path):
-    fixture = ROOT / "tests" / "fixtures" / "pytorch_integration" / "minimal_dataset_v1.npz"
+    fixture = ROOT / "tests" / "fixtures" / "pytorch_integration" / "minimal_dataset_v2.npz"
     result = _run(plugin_site, ["-m", "ptychodus_torch_plugin", "train", "--train_data_file", str(fixture),
                                 "--output_dir", str(tmp_path), "--n_images", "8", "--max_epochs", "2",
                                 "--channels", "8,16,32", "--accelerator", "cpu", "--logger", "jsonl", "--quiet"])

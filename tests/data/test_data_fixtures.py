@@ -1,4 +1,4 @@
-"""The committed minimal_dataset_v1.npz is exactly what scripts/make_fixtures.py generates.
+"""The committed minimal_dataset_v2.npz is exactly what scripts/make_fixtures.py generates.
 
 Arrays are compared, not zip bytes. Object, probe and positions must match to float precision; the noisy
 amplitudes may differ in a handful of pixels, because a last-bit change in the forward model (another
@@ -42,7 +42,7 @@ def test_fixture_has_the_documented_shape(pair: tuple[ScanData, ScanData]) -> No
     counts = committed.amplitudes.astype(np.float64) ** 2
     assert counts.sum(axis=(-2, -1)).mean() == pytest.approx(1000, rel=0.05)
     assert (
-        ROOT / "tests" / "fixtures" / "pytorch_integration" / "minimal_dataset_v1.npz"
+        ROOT / "tests" / "fixtures" / "pytorch_integration" / "minimal_dataset_v2.npz"
     ).stat().st_size < 100_000
 
 

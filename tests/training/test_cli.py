@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURE = ROOT / "tests" / "fixtures" / "pytorch_integration" / "minimal_dataset_v1.npz"
+FIXTURE = ROOT / "tests" / "fixtures" / "pytorch_integration" / "minimal_dataset_v2.npz"
 TINY = ["--channels", "8,16,32", "--image_every_n_epochs", "0"]
 
 

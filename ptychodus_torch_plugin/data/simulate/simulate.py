@@ -2,7 +2,10 @@
 
 Why through :mod:`ptychodus_torch_plugin.physics`: the simulated counts must be exactly what the
 reconstruction's forward model predicts from the true object and probe, so a convention slip (shift sign,
-FFT centring) shows up as a failed round trip instead of being copied into both sides.
+FFT centring) shows up as a failed round trip instead of being copied into both sides. The model is
+:func:`~ptychodus_torch_plugin.physics.scan_model.scan_amplitudes`: the object read on its own pixel grid,
+the probe shifted by each position's sub-pixel remainder (what a real sample does, and what ptychodus and
+pty-chi assume).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...physics import extract_patches, predicted_amplitude
+from ...physics.scan_model import scan_amplitudes
 from ..npz import save_npz
 from ..ptychodus_h5 import DIFFRACTION_FILE_NAME, PRODUCT_FILE_NAME, save_ptychodus
 from ..scan import ScanData
@@ -76,14 +79,13 @@ def simulate(config: SimulationConfig) -> ScanData:
 
 
 def noiseless_intensity(obj: np.ndarray, probe: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """|F(P * O_patch)|^2 summed over probe modes, float64 (M, N, N), via the physics forward model."""
+    """sum_k |F(P_k(x - p) * O(x))|^2, float64 (M, N, N), via the physics forward model (in float64)."""
     with torch.no_grad():
-        patches = extract_patches(
+        amplitude = scan_amplitudes(
             torch.from_numpy(obj.astype(np.complex128)),
+            torch.from_numpy(probe.astype(np.complex128)),
             torch.from_numpy(np.asarray(positions, dtype=np.float64)),
-            probe.shape[-1],
         )
-        amplitude = predicted_amplitude(torch.from_numpy(probe.astype(np.complex128)), patches)
     return amplitude.numpy().astype(np.float64) ** 2
 
 
