@@ -9,8 +9,11 @@ scale its result and make the comparison unfair:
 
 - data: pty-chi wants intensities (counts), DC at the centre -> ``amplitudes**2`` with ``fft_shift=True``;
 - probe: pty-chi's far-field FFT is unnormalised, ours orthonormal -> our probe divided by N;
-- positions: pty-chi puts a patch's top-left pixel at ``position + origin - (N-1)/2``; ours is at
-  ``position - N//2``, so for even N the origin is -0.5 (``SPECIFIED``); 0 would land 0.5 px off;
+- positions: LSQML/ePIE read the object window from ``round(round(p) + origin - (N-1)/2)`` and shift
+  the probe by ``p - round(p)``; ours reads from ``floor(p) - N//2`` and shifts by ``p - floor(p)``: the
+  same model (up to the Fourier-shifted probe's wrap) when the origin is -0.5 (``SPECIFIED``). With 0 the
+  start is a half-integer that torch rounds half-to-even: positions with odd ``round(p)`` read 1 px off,
+  the others right, a parity-dependent error rather than a clean 0.5 px shift;
 - object: initialised to ones with the truth's shape, so the result needs no registration shift.
 
 The true probe stays fixed and no positions are refined: only the object is reconstructed, as by our
@@ -35,7 +38,7 @@ import torch
 
 from ptychodus_torch_plugin.data.scan import ScanData
 
-#: Methods and their settings (checked on 1500 patterns of N = 64, see docs of the comparison).
+#: Methods and their default batch sizes: the ones that converged fastest per epoch on 1500 patterns, N = 64.
 METHODS = ("lsqml", "epie")
 DEFAULT_BATCH = {"lsqml": 50, "epie": 20}
 
@@ -50,7 +53,8 @@ class PtychiSnapshot:
     """The object after ``epoch`` finished epochs.
 
     ``elapsed_s`` is wall time since the first epoch started: building pty-chi's task (data copies,
-    option checks) is excluded, and so is taking earlier snapshots, so it is the reconstruction's own time.
+    option checks) is excluded, and so is taking earlier snapshots, so it is the reconstruction's own time
+    (pty-chi's one-off pre-run hook falls in epoch 1; on CUDA each epoch ends with a synchronize).
     ``object`` is complex (H, W) in the frame and shape of ``scan.object_truth`` / ``scan.object_shape``.
     """
 
@@ -185,7 +189,9 @@ def run_ptychi(
     """Reconstruct the object of ``scan`` with pty-chi's ``method`` ("lsqml" or "epie"), true probe fixed.
 
     Runs one epoch at a time so each can be timed; returns a snapshot after each epoch in
-    ``record_epochs`` (1-based) and after the last, in epoch order. ``seed`` fixes pty-chi's batching.
+    ``record_epochs`` (1-based) and after the last, in epoch order. ``seed`` fixes pty-chi's random
+    batches. pty-chi also seeds the global RNGs (torch, NumPy, random) and sets torch's default
+    device and dtype; the latter two are restored on return.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -198,7 +204,7 @@ def run_ptychi(
     from ptychi.api.task import PtychographyTask
 
     n = scan.patch_size
-    wanted = sorted({e for e in record_epochs if 1 <= e <= epochs} | {epochs})
+    wanted = {e for e in record_epochs if 1 <= e <= epochs} | {epochs}
     options = _options(api, method, batch_size or DEFAULT_BATCH[method], device, seed)
     intensities = np.square(scan.amplitudes, dtype=np.float32)
     probe = (scan.probe / n).astype(np.complex64)[np.newaxis]  # (opr modes, incoherent modes, N, N)
@@ -216,6 +222,11 @@ def run_ptychi(
             probe_position_y_px=scan.positions[:, 0].astype(np.float32),
             valid_pixel_mask=valid,
         )
+        # pty-chi seeds torch globally but shuffles with its own torch.Generator at a fixed default seed,
+        # so random_seed alone never changes the batches: seed that generator too.
+        generator = getattr(task.reconstructor.dataloader, "generator", None)
+        if generator is not None:
+            generator.manual_seed(seed)
         with task:
             elapsed = 0.0
             for epoch in range(1, epochs + 1):
@@ -244,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from ptychodus_torch_plugin.data.simulate import SimulationConfig, simulate
     from ptychodus_torch_plugin.evaluation import evaluate, region_mask
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -256,7 +268,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     scan = simulate(SimulationConfig(object_kind="image", probe_kind="zoneplate", scan_kind="spiral",
                                      n_positions=1500, patch_size=64, nphotons=1e6, seed=1))
     region = region_mask(_illumination(scan))
-    print(f"{'method':8} {'epochs':>6} {'wall s':>8} {'s/epoch':>8} {'amp SSIM':>9} {'phase SSIM':>10} shift px")
+    print(f"{'method':8} {'epochs':>6} {'wall s':>8} {'s/epoch':>8} {'amp SSIM':>9} {'phase SSIM':>10} "
+          "shift px")
     for method in args.methods.split(","):
         last = run_ptychi(scan, method, args.epochs, device=args.device, seed=args.seed)[-1]
         report = evaluate(last.object, scan.object_truth, region)

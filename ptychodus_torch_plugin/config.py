@@ -123,7 +123,7 @@ class TrainingConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
-        _check_output_dir(Path(self.output_dir))
+        check_output_dir(Path(self.output_dir))
 
     def flat(self) -> dict[str, Any]:
         """Flat, plain-typed view for loggers' hyperparameters and for checkpoint files."""
@@ -134,7 +134,7 @@ class TrainingConfig:
         return flat
 
 
-def _check_output_dir(path: Path) -> None:
+def check_output_dir(path: Path) -> None:
     """The output folder, or its nearest existing ancestor, must be a folder (not a file)."""
     for candidate in (path, *path.parents):
         if candidate.exists():

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # only for annotations: importing the package must stay light
     from .accelerators import Accelerator
     from .loggers.base import LoggerBackend, RunStatus
     from .models.base import ModelType
+    from .reconstructors.base import Reconstructor
     from .training.context import RunContext
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -60,6 +61,19 @@ def ptychodus_torch_register_model_types() -> list[ModelType]:
     Return the model types (generator architecture + training loss, e.g. ``pinn``, ``supervised``) this
     plugin provides. The trainer, the ``reconstruct`` command and the ptychodus reconstructor library
     offer every registered model type by name.
+    """
+
+
+@hookspec
+def ptychodus_torch_register_reconstructors() -> list[Reconstructor]:
+    """Called once while the plugin host is built.
+
+    Return the reconstructors this plugin provides (for ``reconstruct --reconstructor NAME``, the
+    ``plugins`` listing and ptychodus's algorithm list): named functions from a
+    :class:`~ptychodus_torch_plugin.reconstructors.base.ReconstructRequest` (scan, device, optional trained
+    model and starting object, settings, progress callback) to a
+    :class:`~ptychodus_torch_plugin.reconstructors.base.Reconstruction`. Declare ``needs_model=True`` when
+    it cannot work without a trained model; the host then refuses to run it without one.
     """
 
 

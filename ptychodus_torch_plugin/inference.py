@@ -20,7 +20,7 @@ mean total intensity it was trained on.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -33,15 +33,9 @@ from .performance import PerformanceConfig, inference_forward, resolve
 from .physics import ObjectAccumulator
 from .physics.grouping import group_neighbours, order_by_angle
 from .physics.scale import intensity_scale
+from .reconstructors.base import Reconstruction
 
-
-@dataclass(frozen=True)
-class Reconstruction:
-    object: np.ndarray
-    """Complex (H, W) object on the scan's object grid."""
-    weights: np.ndarray
-    """(H, W) summed probe intensity: how well each pixel is determined (0 = not measured)."""
-    n_patterns: int
+__all__ = ["Reconstruction", "reconstruct_scan"]
 
 
 def check_compatible(model: nn.Module, scan: ScanData) -> None:
@@ -119,10 +113,12 @@ def reconstruct_scan(
     seed: int = 0,
     performance: PerformanceConfig | None = None,
     distributed: DistributedContext = SINGLE_PROCESS,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Reconstruction:
     """Stitched complex object over every position of ``scan``.
 
-    With ``distributed`` enabled every rank must call this with the same scan and model; each stitches its
+    ``progress(done, total)`` is called after each chunk with the patterns (groups x gridsize²) passed
+    through the network so far (this rank's share under torchrun). With ``distributed`` enabled every rank must call this with the same scan and model; each stitches its
     share and every rank returns the whole object.
     """
     if batch_size < 1:
@@ -152,6 +148,7 @@ def reconstruct_scan(
     placement = accumulator.place(np.asarray(scan.positions, dtype=np.float64), size)
     chunk_groups = min(batch_size, max(int(groups.shape[0]), 1))
     example = torch.zeros(chunk_groups, gridsize**2, size, size, device=device)
+    total, done = int(groups.numel()), 0
     with inference_forward(model, device, options, example) as forward:
         for chunk in groups.split(batch_size):
             members = chunk.reshape(-1)
@@ -159,6 +156,9 @@ def reconstruct_scan(
             inputs = inputs * gain
             patches = forward(inputs)
             accumulator.add_placed(patches.reshape(-1, size, size), placement, members.to(device), weights)
+            done += int(members.numel())
+            if progress is not None:
+                progress(done, total)
     if distributed.enabled:
         accumulator.reduce()
     obj, weight_map = accumulator.result()

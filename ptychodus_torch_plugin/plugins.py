@@ -38,6 +38,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "ptychodus_torch_plugin.accelerators:cuda_plugin",
     "ptychodus_torch_plugin.accelerators:mps_plugin",
     "ptychodus_torch_plugin.models.builtin",
+    "ptychodus_torch_plugin.reconstructors.builtin",
 )
 
 #: Registration hooks and the key under which ``plugins`` lists what each one registered.
@@ -45,6 +46,7 @@ REGISTRATION_HOOKS: dict[str, str] = {
     "loggers": "ptychodus_torch_register_loggers",
     "accelerators": "ptychodus_torch_register_accelerators",
     "model_types": "ptychodus_torch_register_model_types",
+    "reconstructors": "ptychodus_torch_register_reconstructors",
 }
 
 _log = logging.getLogger(__name__)
@@ -162,12 +164,15 @@ class PluginHost:
         return next((r for r in self.records if r.name == plugin_name), None)
 
     def _lookup(self, kind: str, name: str, flag: str) -> Any:
+        return self._find(kind, name, flag).backend
+
+    def _find(self, kind: str, name: str, flag: str) -> Registered[Any]:
         registry = self._registry(kind)
         found = registry.get(name.casefold())
         if found is None:
             known = ", ".join(sorted(r.backend.name for r in registry.values())) or "none"
             raise ConfigError(f"unknown {flag} '{name}'. Registered: {known}")
-        return found.backend
+        return found
 
     def loggers(self) -> dict[str, Registered[Any]]:
         return dict(self._registry("loggers"))
@@ -192,6 +197,14 @@ class PluginHost:
     def model_type(self, name: str) -> Any:
         """The :class:`~.models.base.ModelType` registered as ``name`` (``--model NAME``)."""
         return self._lookup("model_types", name, "model type")
+
+    def reconstructors(self) -> dict[str, Registered[Any]]:
+        return dict(self._registry("reconstructors"))
+
+    def reconstructor(self, name: str) -> Registered[Any]:
+        """The :class:`~.reconstructors.base.Reconstructor` registered as ``name`` (``--reconstructor
+        NAME``), with the plugin that registered it (named when it fails)."""
+        return self._find("reconstructors", name, "reconstructor")
 
     # -- trainer events -------------------------------------------------------------------------------
 

@@ -26,6 +26,12 @@ def test_every_hook_spec_has_a_docstring_and_is_documented_in_the_plugin_guide()
     assert all(inspect.getdoc(getattr(hookspecs, name)) for name in _hook_names())
 
 
+def test_the_reconstructor_example_in_the_plugin_guide_is_the_tested_module():
+    guide = (ROOT / "docs" / "plugins.md").read_text()
+    module = (ROOT / "examples" / "epie-reconstructor" / "ptychodus_torch_epie" / "__init__.py").read_text()
+    assert f"```python\n{module}```" in guide
+
+
 def test_readme_quick_start_names_the_two_commands_ci_runs():
     readme = (ROOT / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme

@@ -3,20 +3,23 @@
 Positions arrive in metres and leave as metres untouched; the metre -> pixel step uses the input
 object's own geometry (pixel pitch, centre at pixel (W-1)/2) plus our +0.5 px probe-centre convention
 for even N (:mod:`..data.geometry`). The output object keeps the input's pixel geometry, centre and
-layer count, so ptychodus can overlay it on the input product unchanged.
+layer count, so ptychodus can overlay it on the input product unchanged. A reconstructor that refined the
+probe or corrected the positions hands those back too (positions through the same geometry, inverted).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from ptychodus.api.object import Object
+from ptychodus.api.probe import ProbeSequence
+from ptychodus.api.probe_positions import ProbePosition, ProbePositionSequence
 from ptychodus.api.product import Product
 from ptychodus.api.reconstruct import ReconstructInput
 
-from ..data.geometry import ObjectFrame, metres_to_positions
+from ..data.geometry import ObjectFrame, metres_to_positions, positions_to_metres
 from ..data.scan import ScanData
 from ..errors import DataError
-from ..inference import Reconstruction
+from ..reconstructors.base import Reconstruction
 
 
 def object_frame(obj: Object) -> ObjectFrame:
@@ -86,5 +89,15 @@ def reconstruction_to_product(recon: Reconstruction, product: Product) -> Produc
     array[0] = result
     new_object = Object(array=array, pixel_geometry=obj.get_pixel_geometry().copy(),
                         center=obj.get_center().copy(), layer_spacing_m=list(obj.layer_spacing_m))
-    return Product(metadata=product.metadata, probe_positions=product.probe_positions, probes=product.probes,
+    probes = product.probes
+    if recon.probe is not None:
+        probes = ProbeSequence(np.asarray(recon.probe, np.complex64)[np.newaxis], None,
+                               product.probes.get_pixel_geometry())
+    positions = product.probe_positions
+    if recon.positions is not None:
+        patch_size = int(product.probes.get_array().shape[-1])
+        y_m, x_m = positions_to_metres(recon.positions, object_frame(obj), patch_size)
+        positions = ProbePositionSequence([ProbePosition(point.index, float(x), float(y))
+                                           for point, y, x in zip(product.probe_positions, y_m, x_m)])
+    return Product(metadata=product.metadata, probe_positions=positions, probes=probes,
                    object_=new_object, losses=product.losses)

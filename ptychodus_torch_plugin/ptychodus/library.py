@@ -1,7 +1,11 @@
-"""The ``ReconstructorLibrary`` ptychodus sees: one reconstructor per model type our plugin host knows.
+"""The ``ReconstructorLibrary`` ptychodus sees: one algorithm per model type and per reconstructor our
+plugin host knows.
 
-Model types come from our own plugin host (built-ins ``pinn`` and ``supervised`` plus any third-party
-``ptychodus_torch`` plugin), so a model-type plugin shows up in ptychodus with no further work.
+Model types (built-ins ``pinn`` and ``supervised`` plus any third-party ``ptychodus_torch`` plugin) are
+trainable algorithms that reconstruct with their network. Every registered reconstructor whose name is not
+a model type's is an algorithm of its own: ``iterative`` (no model file needed), ``pinn+iterative``
+(trainable, trained as a ``pinn``), and any third party's, so a plugin shows up in ptychodus with no further
+work. The plugin host is built once, here, and shared by every algorithm.
 """
 
 from __future__ import annotations
@@ -26,16 +30,26 @@ class TorchReconstructorLibrary(ReconstructorLibrary):
         self._reconstructors: list[Reconstructor] = []
         try:
             from ..plugins import build_plugin_host
-            from .reconstructor import TorchReconstructor
+            from .reconstructor import ModelFreeReconstructor, TorchReconstructor
 
-            model_types = build_plugin_host().model_types()
+            host = build_plugin_host()
+            model_types = host.model_types()
+            reconstructors = host.reconstructors()
         except Exception as error:  # a broken plugin setup must not take ptychodus down
-            self.get_logger().error("ptychodus-torch model types unavailable: %s: %s", type(error).__name__, error)
+            self.get_logger().error("ptychodus-torch algorithms unavailable: %s: %s", type(error).__name__, error)
             if is_developer_mode_enabled:
                 self._reconstructors = [NullReconstructor("pinn"), NullReconstructor("supervised")]
             return
         for key in sorted(model_types):
-            self._reconstructors.append(TorchReconstructor(model_types[key].backend, self.settings))
+            self._reconstructors.append(TorchReconstructor(model_types[key].backend, self.settings, host))
+        for key in sorted(set(reconstructors) - set(model_types)):
+            reconstructor = reconstructors[key].backend
+            if reconstructor.needs_model:
+                self._reconstructors.append(TorchReconstructor(host.model_type("pinn"), self.settings, host,
+                                                               reconstructor=reconstructor.name,
+                                                               name=reconstructor.name))
+            else:
+                self._reconstructors.append(ModelFreeReconstructor(reconstructor.name, self.settings, host))
 
     @property
     def name(self) -> str:

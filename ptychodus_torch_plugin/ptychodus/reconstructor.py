@@ -1,4 +1,7 @@
-"""One ptychodus ``TrainableReconstructor`` per registered model type, running in ptychodus's process.
+"""ptychodus reconstructors, running in ptychodus's process: one ``TrainableReconstructor`` per registered
+model type (reconstructing with its network), one per registered reconstructor that needs a model (e.g.
+``pinn+iterative``, trained as a ``pinn``), and a plain ``Reconstructor`` per one that needs none (e.g.
+``iterative``, which starts from ptychodus's current object and probe).
 
 Why in-process rather than ptychodus's ``SubprocessReconstructor``: our backend is plain PyTorch with no
 global framework state, ptychodus already runs reconstruct/train in a worker thread, the loaded model
@@ -12,14 +15,15 @@ import logging
 import queue
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ptychodus.api.product import LossValue
 from ptychodus.api.reconstruct import (
     ReconstructInput,
     ReconstructOutput,
+    Reconstructor,
     TrainableReconstructor,
     TrainOutput,
 )
@@ -28,7 +32,8 @@ from .. import hookimpl
 from ..data.npz import save_npz
 from ..errors import ConfigError
 from ..models.base import ModelType
-from ..plugins import PluginHost, build_plugin_host
+from ..plugins import PluginHost
+from ..reconstructors.base import ProgressEvent, Reconstruction, ReconstructRequest
 from .convert import input_to_scan, reconstruction_to_product
 from .settings import TorchSettings
 
@@ -39,15 +44,18 @@ MODEL_FILE_EXTENSION = ".pt"
 _log = logging.getLogger(__name__)
 
 
+T = TypeVar("T")
+
+
 class _EpochRelay:
     """Trainer plugin that forwards each finished epoch to the thread iterating :meth:`train`."""
 
-    def __init__(self, events: queue.Queue[tuple[str, Any]]) -> None:
-        self._events = events
+    def __init__(self, emit: Callable[[Any], None]) -> None:
+        self._emit = emit
 
     @hookimpl
     def ptychodus_torch_epoch_end(self, run: Any, epoch: int, metrics: dict[str, float]) -> None:
-        self._events.put(("epoch", (epoch, dict(metrics))))
+        self._emit((epoch, dict(metrics)))
 
 
 def _release_gpu_memory() -> None:
@@ -57,19 +65,84 @@ def _release_gpu_memory() -> None:
         torch.cuda.empty_cache()
 
 
-class TorchReconstructor(TrainableReconstructor):
-    """Reconstruct with a loaded model file; train a new one from ptychodus data."""
+class _Worker(Generic[T]):
+    """Runs ``work(emit)`` in a thread; iterating yields what it emits, then :attr:`result` holds its
+    return value. An exception in the thread is raised in the iterating one. Why a thread: ptychodus
+    iterates our generators for progress, while the work itself is one blocking call."""
 
-    def __init__(self, model_type: ModelType, settings: TorchSettings) -> None:
+    def __init__(self, work: Callable[[Callable[[Any], None]], T], name: str) -> None:
+        self._work = work
+        self._name = name
+        self.result: T | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        events: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+        def target() -> None:
+            try:
+                events.put(("done", self._work(lambda payload: events.put(("event", payload)))))
+            except BaseException as error:  # handed to the iterating thread and re-raised there
+                events.put(("error", error))
+
+        worker = threading.Thread(target=target, name=self._name, daemon=True)
+        worker.start()
+        while True:
+            kind, payload = events.get()
+            if kind == "event":
+                yield payload
+                continue
+            worker.join()
+            _release_gpu_memory()
+            if kind == "error":
+                raise payload
+            self.result = payload
+            return
+
+
+def _reconstruct(host: PluginHost, settings: TorchSettings, reconstructor: str, parameters: ReconstructInput,
+                 goal: int, model: Any = None, initial_object: Any = None) -> Iterator[ReconstructOutput]:
+    """Run a registered reconstructor on ptychodus's input; one output per finished epoch (the input
+    product, with the progress), then the result at progress ``goal``."""
+    from ..reconstructors.run import run_reconstructor
+
+    scan = input_to_scan(parameters)
+    execution = settings.execution_config()
+    device = host.resolve_device(execution.accelerator)
+
+    def work(emit: Callable[[Any], None]) -> Reconstruction:
+        request = ReconstructRequest(scan=scan, device=device, model=model, initial_object=initial_object,
+                                     iterative=settings.iterative_config(),
+                                     inference_batch_size=settings.inference_batch_size.get_value(),
+                                     performance=execution.performance, progress=emit)
+        return run_reconstructor(host, reconstructor, request)
+
+    worker: _Worker[Reconstruction] = _Worker(work, f"ptychodus-torch-{reconstructor}")
+    for event in worker:
+        if isinstance(event, ProgressEvent) and event.unit == "epoch":
+            yield ReconstructOutput(product=parameters.product, progress=event.done, status=0)
+    assert worker.result is not None
+    yield ReconstructOutput(product=reconstruction_to_product(worker.result, parameters.product), progress=goal,
+                            status=0)
+
+
+class TorchReconstructor(TrainableReconstructor):
+    """Reconstruct with a loaded model file (through the registered ``reconstructor``, by default the
+    network alone); train a new model of ``model_type`` from ptychodus data."""
+
+    def __init__(self, model_type: ModelType, settings: TorchSettings, host: PluginHost,
+                 reconstructor: str = "pinn", name: str | None = None) -> None:
         self._model_type = model_type
         self._settings = settings
+        self._host = host
+        self._reconstructor = reconstructor
+        self._name = name or model_type.name
         self._model: Any = None
         self._model_config: Any = None
         self._model_info: dict[str, Any] = {}
 
     @property
     def name(self) -> str:
-        return self._model_type.name
+        return self._name
 
     def get_progress_goal(self) -> int:
         return self._settings.max_epochs.get_value()
@@ -88,7 +161,7 @@ class TorchReconstructor(TrainableReconstructor):
     def load_model_from_file(self, file_path: Path) -> None:
         from ..models.model_file import load_model
 
-        model, config, info = load_model(Path(file_path), build_plugin_host())
+        model, config, info = load_model(Path(file_path), self._host)
         if config.model_type.casefold() != self._model_type.name.casefold():
             _log.warning("%s holds a '%s' model; reconstructing with it through '%s'",
                          file_path, config.model_type, self._model_type.name)
@@ -116,21 +189,13 @@ class TorchReconstructor(TrainableReconstructor):
     # -- reconstruction ---------------------------------------------------------------------------------
 
     def reconstruct(self, parameters: ReconstructInput) -> Iterator[ReconstructOutput]:
-        from ..inference import reconstruct_scan
-
         model = self._require_model()
-        scan = input_to_scan(parameters)
-        host = build_plugin_host()
-        execution = self._settings.execution_config()
-        device = host.resolve_device(execution.accelerator)
         try:
-            recon = reconstruct_scan(model, scan, batch_size=self._settings.inference_batch_size.get_value(),
-                                     device=device, performance=execution.performance)
+            yield from _reconstruct(self._host, self._settings, self._reconstructor, parameters,
+                                    self.get_progress_goal(), model=model)
         finally:
             self._model = model.cpu()
             _release_gpu_memory()
-        product = reconstruction_to_product(recon, parameters.product)
-        yield ReconstructOutput(product=product, progress=self.get_progress_goal(), status=0)
 
     # -- training ---------------------------------------------------------------------------------------
 
@@ -152,34 +217,24 @@ class TorchReconstructor(TrainableReconstructor):
 
         config = self._settings.training_config(self._model_type.name, Path(input_path), Path(output_path))
         execution = self._settings.execution_config()
-        events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        host = build_plugin_host(extra_plugins=[("ptychodus-epoch-relay", _EpochRelay(events))])
 
-        def work() -> None:
+        def work(emit: Callable[[Any], None]) -> Any:
+            relay = _EpochRelay(emit)
+            self._host.manager.register(relay, name="ptychodus-epoch-relay")
             try:
-                events.put(("done", train(config, execution, host)))
-            except BaseException as error:  # handed to the iterating thread and re-raised there
-                events.put(("error", error))
+                return train(config, execution, self._host)
+            finally:
+                self._host.manager.unregister(relay)
 
-        worker = threading.Thread(target=work, name="ptychodus-torch-train", daemon=True)
-        worker.start()
+        worker: _Worker[Any] = _Worker(work, "ptychodus-torch-train")
         losses: list[LossValue] = []
         val_losses: list[LossValue] = []
-        while True:
-            kind, payload = events.get()
-            if kind == "epoch":
-                epoch, metrics = payload
-                losses.append(LossValue(epoch=epoch, value=float(metrics["train_loss"])))
-                if "val_loss" in metrics:
-                    val_losses.append(LossValue(epoch=epoch, value=float(metrics["val_loss"])))
-                yield TrainOutput(training_loss=list(losses), validation_loss=list(val_losses), progress=epoch + 1)
-                continue
-            worker.join()
-            _release_gpu_memory()
-            if kind == "error":
-                raise payload
-            result = payload
-            break
+        for epoch, metrics in worker:
+            losses.append(LossValue(epoch=epoch, value=float(metrics["train_loss"])))
+            if "val_loss" in metrics:
+                val_losses.append(LossValue(epoch=epoch, value=float(metrics["val_loss"])))
+            yield TrainOutput(training_loss=list(losses), validation_loss=list(val_losses), progress=epoch + 1)
+        result = worker.result
         if result.model_path is None:
             raise ConfigError(f"training stopped ({result.status}) before the first epoch finished; no model")
         self.load_model_from_file(result.model_path)
@@ -190,3 +245,28 @@ class TorchReconstructor(TrainableReconstructor):
         _log.info("trained %s: %s (copied to %s)", self.name, result.model_path, target)
         yield TrainOutput(training_loss=list(losses), validation_loss=list(val_losses),
                           progress=result.epochs_completed, status=0)
+
+
+class ModelFreeReconstructor(Reconstructor):
+    """A registered reconstructor that needs no model (e.g. ``iterative``). It starts from ptychodus's
+    current object (unless that is constant) and probe, so a second run continues the first."""
+
+    def __init__(self, name: str, settings: TorchSettings, host: PluginHost) -> None:
+        self._name = name
+        self._settings = settings
+        self._host = host
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def get_progress_goal(self) -> int:
+        return self._settings.iterative_epochs.get_value()
+
+    def reconstruct(self, parameters: ReconstructInput) -> Iterator[ReconstructOutput]:
+        import numpy as np
+
+        current = np.asarray(parameters.product.object_.get_layers_flattened())
+        start = None if np.allclose(current, current.flat[0]) else current.astype(np.complex64)
+        yield from _reconstruct(self._host, self._settings, self._name, parameters, self.get_progress_goal(),
+                                initial_object=start)

@@ -13,6 +13,7 @@ from ptychodus.api.settings import SettingsRegistry
 
 from ..config import ExecutionConfig, ModelConfig, PerformanceConfig, TrainingConfig
 from ..errors import ConfigError
+from ..reconstructors.iterative.config import IterativeConfig
 
 #: Settings-file section holding every parameter below.
 GROUP_NAME = "PtychodusTorch"
@@ -65,6 +66,18 @@ class TorchSettings:
         # speed (docs/performance.md)
         self.precision = group.create_string_parameter("precision", "auto")
         self.compile = group.create_boolean_parameter("compile", False)
+        # iterative reconstructors (iterative, pinn+iterative); defaults are IterativeConfig's
+        iterative = IterativeConfig()
+        self.iterative_epochs = group.create_integer_parameter("iterative_epochs", iterative.epochs, minimum=1)
+        self.iterative_batch_size = group.create_integer_parameter("iterative_batch_size", iterative.batch_size,
+                                                                   minimum=1)
+        self.noise_model = group.create_string_parameter("noise_model", iterative.noise_model)
+        self.momentum = group.create_real_parameter("momentum", iterative.momentum, minimum=0.0)
+        self.damping = group.create_real_parameter("damping", iterative.damping, minimum=0.0)
+        # 0 = off (ptychodus has no optional integers)
+        self.refine_probe_from = group.create_integer_parameter("refine_probe_from", 0, minimum=0)
+        self.refine_positions_from = group.create_integer_parameter("refine_positions_from", 0, minimum=0)
+        self.tolerance = group.create_real_parameter("tolerance", iterative.tolerance, minimum=0.0)
 
     def model_config(self, model_type: str) -> ModelConfig:
         patch = self.patch_size.get_value()
@@ -105,6 +118,20 @@ class TorchSettings:
         return ExecutionConfig(accelerator=self.accelerator.get_value().strip() or "auto",
                                logger=self.logger.get_value().strip() or "csv",
                                run_name="ptychodus", performance=performance)
+
+    def iterative_config(self) -> IterativeConfig:
+        config = IterativeConfig(
+            epochs=self.iterative_epochs.get_value(),
+            batch_size=self.iterative_batch_size.get_value(),
+            noise_model=self.noise_model.get_value().strip().lower(),
+            momentum=self.momentum.get_value(),
+            damping=self.damping.get_value(),
+            refine_probe_from=self.refine_probe_from.get_value() or None,
+            refine_positions_from=self.refine_positions_from.get_value() or None,
+            tolerance=self.tolerance.get_value(),
+        )
+        config.validate()
+        return config
 
     def model_file_path(self) -> Path | None:
         return optional_path(self.model_file.get_value())

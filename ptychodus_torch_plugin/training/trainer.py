@@ -29,7 +29,6 @@ from ..data.load import load_scan
 from ..data.scan import ScanData
 from ..distributed import SINGLE_PROCESS, DistributedContext, StopConsensus, distributed_session
 from ..errors import ConfigError, PtychodusTorchError
-from ..evaluation import evaluate, region_mask
 from ..inference import Reconstruction, reconstruct_scan
 from ..loggers.base import LoggerSettings, MetricsLogger, RunStatus, allocate_run_dir, latest_run_dir
 from ..loggers.guard import GuardedLogger
@@ -39,6 +38,7 @@ from ..performance import as_input, autocast, resolve
 from ..physics.canvas import group_canvas_size
 from ..physics.scale import intensity_scale
 from ..pictures import save_loss_figure, save_object_figure
+from ..results import quality_of, save_reconstruction
 from ..plugins import PluginHost, build_plugin_host
 from .checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
 from .context import RunContext
@@ -394,9 +394,8 @@ class Trainer:
             return TrainResult(status, self.run_dir, model_path, p.epoch, metrics, None, p.history)
         recon = self._reconstruct()
         scan = self._evaluation_scan()
-        quality = None
-        if scan.object_truth is not None:
-            quality = evaluate(recon.object, scan.object_truth, region_mask(recon.weights)).as_dict()
+        quality = quality_of(recon, scan)
+        if quality is not None:
             # Re-log the last epoch's row with the quality columns added: one row per epoch stays true.
             final = {**metrics, **{f"final_{k}": v for k, v in quality.items()}}
             self.logger.log_metrics(final, epoch=p.epoch - 1, step=p.step)
@@ -409,25 +408,6 @@ class Trainer:
         for path in (picture, curve):
             self.logger.log_artifact(path)
         return TrainResult(status, self.run_dir, model_path, p.epoch, metrics, quality, p.history)
-
-
-def save_reconstruction(path: Path, recon: Reconstruction, scan: ScanData, quality: dict[str, float] | None) -> Path:
-    """NPZ with the complex object, its amplitude and phase, the weight map and the pixel geometry."""
-    arrays: dict[str, Any] = {
-        "object": recon.object.astype(np.complex64),
-        "amplitude": np.abs(recon.object).astype(np.float32),
-        "phase": np.angle(recon.object).astype(np.float32),
-        "weights": recon.weights.astype(np.float32),
-        "positions": np.asarray(scan.positions, dtype=np.float64),
-        "pixel_size_m": np.float64(scan.pixel_size_m if scan.pixel_size_m is not None else np.nan),
-    }
-    if quality:
-        arrays["quality_json"] = np.array(json.dumps(quality))
-
-    def write(handle: Any) -> None:
-        np.savez_compressed(handle, **arrays)
-
-    return atomic_write(path, write)
 
 
 def train(config: TrainingConfig, execution: ExecutionConfig | None = None,

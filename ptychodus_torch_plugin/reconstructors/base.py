@@ -1,0 +1,94 @@
+"""What a reconstructor plugin registers, what it is given and what it returns.
+
+A reconstructor turns one scan (and, for the network-based ones, a trained model) into the complex
+object, and where it refines them, the probe and the scan positions. It is registered through the hook
+``ptychodus_torch_register_reconstructors`` exactly as a logger or a model type is, and offered by name by
+``ptychodus-torch reconstruct --reconstructor NAME``, by the ``plugins`` listing and inside ptychodus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..config import PerformanceConfig
+from .iterative.config import IterativeConfig
+
+if TYPE_CHECKING:  # annotations only: importing this module must not import torch's heavier parts
+    import torch
+    from torch import Tensor, nn
+
+    from ..data.scan import ScanData
+    from ..distributed import DistributedContext
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """A reconstructed object on the scan's object grid, and how well each pixel is determined."""
+
+    object: np.ndarray
+    """Complex (H, W) object on the scan's object grid."""
+    weights: np.ndarray
+    """(H, W) summed probe intensity: how well each pixel is determined (0 = not measured)."""
+    n_patterns: int
+    probe: np.ndarray | None = None
+    """The refined probe (modes, N, N), when the reconstructor refined it; else None."""
+    positions: np.ndarray | None = None
+    """The corrected positions (M, 2) = (row, col), when the reconstructor corrected them; else None."""
+    history: tuple[Mapping[str, float], ...] = ()
+    """One record per iteration (e.g. ``epoch``, ``loss``, ``elapsed_s``) for iterative reconstructors."""
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """``done`` of ``total`` units (``epoch`` or ``pattern``) finished, with that step's metrics."""
+
+    done: int
+    total: int
+    unit: str
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    object: Tensor | None = None
+    """The current estimate (H, W), a live view on the device: copy it to keep it."""
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+@dataclass(frozen=True)
+class ReconstructRequest:
+    """Everything a reconstructor may use. Fields a reconstructor does not need it simply ignores."""
+
+    scan: ScanData
+    device: torch.device
+    model: nn.Module | None = None
+    """A trained network (from a model file), for reconstructors that declare ``needs_model``."""
+    initial_object: np.ndarray | None = None
+    """Starting guess (H, W) on the scan's object grid; None = the reconstructor's own choice."""
+    iterative: IterativeConfig = field(default_factory=IterativeConfig)
+    inference_batch_size: int = 256
+    performance: PerformanceConfig | None = None
+    options: Mapping[str, str] = field(default_factory=dict)
+    """Free-form ``KEY=VALUE`` settings for third-party reconstructors (``--option KEY=VALUE``)."""
+    progress: ProgressCallback | None = None
+    distributed: DistributedContext | None = None
+
+    def report(self, event: ProgressEvent) -> None:
+        if self.progress is not None:
+            self.progress(event)
+
+
+@dataclass(frozen=True)
+class Reconstructor:
+    """A reconstructor offered by name, as returned by ``ptychodus_torch_register_reconstructors``."""
+
+    name: str
+    run: Callable[[ReconstructRequest], Reconstruction]
+    description: str = ""
+    needs_model: bool = False
+    """True when it cannot work without a trained model (``--model``)."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "needs_model": self.needs_model}
