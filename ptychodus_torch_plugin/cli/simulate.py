@@ -66,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1e6,
         help="mean counts per pattern; 'none' = noiseless (default 1e6)",
     )
+    sim.add_argument("--images", type=_image_pair, default=None, metavar="AMPLITUDE,PHASE",
+                     help="pictures of the 'image' object (default camera,astronaut; any two of "
+                          "coins, moon, text, brick, grass, gravel, horse, page, chelsea, coffee, rocket, ...)")
     sim.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sim.add_argument("--pixel-size", type=float, default=None, help="object pixel size in metres (metadata)")
 
@@ -92,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         nphotons=args.nphotons,
         seed=args.seed,
         pixel_size_m=args.pixel_size,
+        **({"images": args.images} if args.images is not None else {}),
     )
     scan = simulate_to_files(config, args.output, args.ptychodus_dir)
     where = f"{args.output}" + (f" and {args.ptychodus_dir}/" if args.ptychodus_dir else "")
@@ -101,6 +105,13 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _image_pair(text: str) -> tuple[str, str]:
+    parts = tuple(part.strip() for part in text.split(","))
+    if len(parts) != 2 or not all(parts):
+        raise argparse.ArgumentTypeError(f"expected two picture names such as camera,astronaut, got {text!r}")
+    return parts  # type: ignore[return-value]
 
 
 def _photons(text: str) -> float | None:

@@ -204,3 +204,13 @@ def test_image_object_without_scikit_image_names_the_extra(monkeypatch: pytest.M
         monkeypatch.setitem(sys.modules, name, None)  # makes the import fail
     with pytest.raises(MissingExtraError, match=r"ptychodus-torch-plugin\[all\]"):
         make_object("image", (32, 32), np.random.default_rng(0))
+
+
+def test_image_pairs_pick_the_pictures_and_unknown_names_are_refused() -> None:
+    base = dict(object_kind="image", patch_size=16, n_positions=9, nphotons=None, seed=0)
+    default = simulate(SimulationConfig(**base))
+    other = simulate(SimulationConfig(**base, images=("moon", "coins")))
+    assert default.object_truth.shape == other.object_truth.shape
+    assert not np.allclose(default.object_truth, other.object_truth)
+    with pytest.raises(ConfigError, match="unknown image 'nope'"):
+        SimulationConfig(**base, images=("moon", "nope"))

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from ...errors import ConfigError
-from .objects import OBJECT_KINDS
+from .objects import BUNDLED_IMAGES, DEFAULT_IMAGES, OBJECT_KINDS
 from .probes import PROBE_KINDS
 from .scans import SCAN_KINDS
 
@@ -40,12 +40,18 @@ class SimulationConfig:
     seed: int = 0
     lines_per_kpx: float = 2.5
     grf_correlation_px: float = 4.0
+    #: Pictures (amplitude, phase) of the ``image`` object, from ``objects.BUNDLED_IMAGES``.
+    images: tuple[str, str] = DEFAULT_IMAGES
     pixel_size_m: float | None = None
 
     def __post_init__(self) -> None:
         _choice("object kind", self.object_kind, OBJECT_KINDS)
         _choice("probe kind", self.probe_kind, PROBE_KINDS)
         _choice("scan kind", self.scan_kind, SCAN_KINDS)
+        if len(self.images) != 2:
+            raise ConfigError(f"images must name two pictures (amplitude, phase); got {self.images!r}")
+        for name in self.images:
+            _choice("image", name, BUNDLED_IMAGES)
         if not isinstance(self.patch_size, int) or self.patch_size < 8:
             raise ConfigError(f"patch size must be an integer >= 8; got {self.patch_size!r}")
         if not isinstance(self.n_positions, int) or self.n_positions < 1:

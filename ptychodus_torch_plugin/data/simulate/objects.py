@@ -15,6 +15,12 @@ from scipy import ndimage
 from ...errors import ConfigError, MissingExtraError
 
 OBJECT_KINDS = ("lines", "grf", "image")
+
+#: scikit-image sample pictures that ship inside its wheel (no download), usable as ``image`` maps.
+BUNDLED_IMAGES = ("camera", "astronaut", "coins", "moon", "text", "brick", "grass", "gravel", "horse", "page",
+                  "chelsea", "coffee", "rocket", "clock", "cell", "immunohistochemistry")
+#: The default (amplitude, phase) pair; training on other pairs and testing on this one is an unseen sample.
+DEFAULT_IMAGES = ("camera", "astronaut")
 _TAIL_CUTOFF = 1e-3
 
 
@@ -76,7 +82,10 @@ def gaussian_random_field(
 
 
 def bundled_image(shape: tuple[int, int], name: str) -> np.ndarray:
-    """A scikit-image sample picture, grey-scale, resized to ``shape``, in [0, 1]."""
+    """A scikit-image sample picture (one of :data:`BUNDLED_IMAGES`), grey-scale, resized to ``shape``, in
+    [0, 1]."""
+    if name not in BUNDLED_IMAGES:
+        raise ConfigError(f"unknown image '{name}'; choose from {', '.join(BUNDLED_IMAGES)}")
     try:
         from skimage import data as skdata
         from skimage.color import rgb2gray
@@ -96,8 +105,10 @@ def make_object(
     *,
     lines_per_kpx: float = 2.5,
     correlation_px: float = 4.0,
+    images: tuple[str, str] = DEFAULT_IMAGES,
 ) -> np.ndarray:
-    """complex64 (H, W) object of the named kind; amplitude and phase come from independent maps."""
+    """complex64 (H, W) object of the named kind; amplitude and phase come from independent maps
+    (for ``image``: the pictures named by ``images`` = (amplitude, phase))."""
     if kind == "lines":
         amp = random_lines(shape, rng, lines_per_kpx=lines_per_kpx)
         phase = random_lines(shape, rng, lines_per_kpx=lines_per_kpx)
@@ -105,7 +116,7 @@ def make_object(
         amp = gaussian_random_field(shape, rng, correlation_px=correlation_px)
         phase = gaussian_random_field(shape, rng, correlation_px=correlation_px)
     elif kind == "image":
-        amp, phase = bundled_image(shape, "camera"), bundled_image(shape, "astronaut")
+        amp, phase = bundled_image(shape, images[0]), bundled_image(shape, images[1])
     else:
         raise ConfigError(f"unknown object kind {kind!r}; choose one of {', '.join(OBJECT_KINDS)}")
     return to_transmission(amp, phase)

@@ -50,6 +50,7 @@ def simulate(config: SimulationConfig) -> ScanData:
         object_rng,
         lines_per_kpx=config.lines_per_kpx,
         correlation_px=config.grf_correlation_px,
+        images=config.images,
     )
     probe = make_probe(
         config.probe_kind,

@@ -23,6 +23,9 @@ class IterativeConfig:
     damping: float = 0.1
     """Regularises the illumination normalisation of each update: divide by
     ``illumination + damping * max(illumination)`` (rPIE's alpha). Larger is slower and more robust."""
+    step_size: float = 1.0
+    """Fraction of the least-squares step length taken per batch. Below 1, each update chases the noise of
+    one batch less, so the object settles closer to the fit of all patterns (LSQ-ML uses about 0.5)."""
     momentum: float = 0.9
     """Epoch-level heavy-ball momentum on the object (0 = off). Low spatial frequencies of the phase
     converge slowly under local updates; momentum carries them along (ITER-002)."""
@@ -45,6 +48,7 @@ class IterativeConfig:
             (self.noise_model in NOISE_MODELS,
              f"unknown noise model '{self.noise_model}'; choose one of {', '.join(NOISE_MODELS)}"),
             (self.damping > 0, f"--damping must be positive, got {self.damping}"),
+            (0 < self.step_size <= 2, f"--step_size must be in (0, 2], got {self.step_size}"),
             (0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}"),
             (self.refine_probe_from is None or self.refine_probe_from >= 1,
              f"--refine_probe_from must be an epoch >= 1, got {self.refine_probe_from}"),

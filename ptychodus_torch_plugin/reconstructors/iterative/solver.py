@@ -132,7 +132,7 @@ class IterativeSolver:
         summed, lit = self._scatter_gather(flat, gradient, lit)
         direction = summed / (lit + config.damping * lit.amax())
         explained = probes * direction.unsqueeze(1)
-        step = updates.lsq_step(explained, chi)
+        step = updates.lsq_step(explained, chi) * config.step_size
         windows = windows + step * direction
         self.object.index_put_((flat.reshape(-1),), windows.reshape(-1))
         chi = chi - step * explained

@@ -30,9 +30,10 @@ def far_field_correction(far: Tensor, measured: Tensor, noise_model: str,
     """Exit-wave change in the far field (B, K, N, N) and each pattern's loss (B,).
 
     ``measured`` (B, N, N) are amplitudes (sqrt counts) in ``fft2`` layout. Gaussian: replace the modulus
-    by the measured one (the minimiser of sum (|F| - A)^2 along the current phase). Poisson: move the
-    intensity toward the counts along the likelihood's gradient, by the one-dimensional Newton step of
-    the Poisson log-likelihood, beta = sum I xi^2 / sum (I + k) xi^2 with xi = k / I - 1, per pattern.
+    by the measured one (the minimiser of sum (|F| - A)^2 along the current phase). Poisson: one Newton
+    step per pixel on the counts' negative log-likelihood I - k log I, taken in the amplitude a = sqrt(I):
+    a' = 2 k a / (a^2 + k), i.e. the far field scaled by 1 + (k - I) / (k + I). That factor is bounded in
+    [0, 2], so dark pixels (I -> 0), where the likelihood's gradient k / I - 1 explodes, stay stable.
     Pixels where ``valid`` (N, N) is False are left unconstrained and do not count in the loss.
     """
     predicted = intensity(far)
@@ -43,13 +44,7 @@ def far_field_correction(far: Tensor, measured: Tensor, noise_model: str,
         residual = (amplitude - target).square()
     else:
         counts = target.square()
-        xi = counts / (predicted + _EPS) - 1.0
-        if valid is not None:
-            xi = xi * valid
-        weight = xi.square()
-        beta = (predicted * weight).sum(dim=(-3, -2, -1), keepdim=True) / (
-            ((predicted + counts) * weight).sum(dim=(-3, -2, -1), keepdim=True) + _EPS)
-        factor = beta * xi
+        factor = (counts - predicted) / (counts + predicted + _EPS)
         residual = predicted - counts * torch.log(predicted + _EPS)
     if valid is not None:
         factor = factor * valid
