@@ -19,10 +19,10 @@ from ptychodus_torch_plugin.reconstructors.iterative.solver import IterativeSolv
 
 CPU = torch.device("cpu")
 
-#: Measured on ``spiral_scan`` after 30 epochs (1 CPU thread): amplitude / phase SSIM 0.756 / 0.989, Pearson
-#: 0.978 / 0.999, FRC 1.0. The flat object scores 0.33 / 0.15 and the 2 px-blurred truth 0.33 / 0.65 (FRC
-#: 0.63): both fail every threshold below except one each, and one failure is enough.
-THRESHOLDS = {"amplitude_ssim": 0.6, "phase_ssim": 0.9, "amplitude_pearson": 0.9, "frc_cutoff": 0.9}
+#: Measured on ``spiral_scan`` after 30 epochs with the default settings (1 CPU thread): amplitude / phase SSIM
+#: 0.821 / 0.987, Pearson 0.990 / 0.999, FRC 1.0. The flat object scores 0.33 / 0.15 (Pearson 0 / 0.24, FRC
+#: 0.08) and the 2 px-blurred truth 0.33 / 0.65 (Pearson 0.42 / 0.88, FRC 0.63): each fails every threshold.
+THRESHOLDS = {"amplitude_ssim": 0.7, "phase_ssim": 0.9, "amplitude_pearson": 0.95, "frc_cutoff": 0.9}
 
 
 def _run(scan: ScanData, **settings) -> tuple:
@@ -51,40 +51,57 @@ def test_reconstruction_matches_the_truth_and_impostors_fail(spiral_scan):
 
 
 def test_poisson_noise_model_reconstructs_a_low_dose_scan():
+    """At 1e4 photons per pattern (measured, 30 epochs): Poisson amplitude / phase Pearson 0.944 / 0.993,
+    Gaussian 0.960 / 0.995. The Gaussian model on amplitudes is variance-stabilised for Poisson counts, so
+    it is no worse here (pty-chi's LSQ-ML showed the same); Poisson must be a working alternative."""
     from ptychodus_torch_plugin.data.simulate import SimulationConfig, simulate
 
-    scan = simulate(SimulationConfig(patch_size=32, n_positions=200, scan_kind="spiral", nphotons=1e3, seed=7))
+    scan = simulate(SimulationConfig(patch_size=32, n_positions=200, scan_kind="spiral", nphotons=1e4, seed=7))
     gaussian, _ = _run(scan, epochs=30)
     poisson, _ = _run(scan, epochs=30, noise_model="poisson")
     mask = region_mask(poisson.weights)
     report = evaluate(poisson.object, scan.object_truth, mask)
-    assert report.phase_pearson > 0.9 and report.amplitude_pearson > 0.6, report
-    # at 1000 photons per pattern the Poisson likelihood is the better model
-    assert report.phase_ssim >= evaluate(gaussian.object, scan.object_truth, mask).phase_ssim - 0.02
+    assert report.phase_pearson > 0.97 and report.amplitude_pearson > 0.9, report
+    assert report.phase_ssim >= evaluate(gaussian.object, scan.object_truth, mask).phase_ssim - 0.03
 
 
-def test_probe_refinement_recovers_from_a_wrong_probe(spiral_scan):
-    wrong = np.roll(spiral_scan.probe, 1, axis=-1) * 0.8  # a 1 px offset and a 20 % intensity error
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """|<a, b>| / (|a| |b|): 1 for the same probe up to a global phase and scale."""
+    return float(abs(np.vdot(a, b)) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_probe_refinement_recovers_a_probe_without_its_phase(spiral_scan):
+    """Start from the zone plate's amplitude alone (overlap with the truth 0.06). Measured after 30 epochs:
+    refined overlap 0.965 and phase SSIM 0.81, against 0.01 with the wrong probe kept."""
+    wrong = np.abs(spiral_scan.probe).astype(np.complex64)
     scan = replace(spiral_scan, probe=wrong)
     fixed, _ = _run(scan, epochs=30)
-    refined, _ = _run(scan, epochs=30, refine_probe_from=5)
-    mask = region_mask(fixed.weights)
+    refined, _ = _run(scan, epochs=30, refine_probe_from=1)
+    assert refined.probe is not None and refined.probe.shape == spiral_scan.probe.shape
+    assert _overlap(wrong, spiral_scan.probe) < 0.1
+    assert _overlap(refined.probe, spiral_scan.probe) > 0.9
+    mask = region_mask(refined.weights)
     quality_fixed = evaluate(fixed.object, spiral_scan.object_truth, mask)
     quality_refined = evaluate(refined.object, spiral_scan.object_truth, mask)
-    assert refined.probe is not None and refined.probe.shape == spiral_scan.probe.shape
-    assert quality_refined.phase_ssim > quality_fixed.phase_ssim + 0.05, (quality_fixed, quality_refined)
-    assert refined.history[-1]["amplitude_error"] < 0.5 * fixed.history[-1]["amplitude_error"]
+    assert quality_refined.phase_ssim > 0.6 > quality_fixed.phase_ssim + 0.3, (quality_fixed, quality_refined)
 
 
 def test_position_correction_reduces_position_errors(spiral_scan):
+    """Uniform +-1 px errors; measured after 80 epochs: mean error 0.51 -> 0.21 px (a common shift of all
+    positions is not measurable and is removed first), object SSIM 0.45 / 0.84 -> 0.72 / 0.97."""
     rng = np.random.default_rng(0)
     error = rng.uniform(-1.0, 1.0, spiral_scan.positions.shape)
     scan = replace(spiral_scan, positions=spiral_scan.positions + error)
-    corrected, _ = _run(scan, epochs=40, refine_positions_from=10, max_position_step_px=0.2)
+    trusted, _ = _run(scan, epochs=80)
+    corrected, _ = _run(scan, epochs=80, refine_positions_from=5, max_position_step_px=0.2)
     assert corrected.positions is not None
-    before = np.abs(error).mean()
-    after = np.abs(corrected.positions - spiral_scan.positions).mean()
-    assert after < 0.6 * before, (before, after)
+    left = corrected.positions - spiral_scan.positions
+    before = np.abs(error - error.mean(axis=0)).mean()
+    after = np.abs(left - left.mean(axis=0)).mean()
+    assert after < 0.5 * before, (before, after)
+    mask = region_mask(corrected.weights)
+    assert (evaluate(corrected.object, spiral_scan.object_truth, mask).amplitude_ssim
+            > evaluate(trusted.object, spiral_scan.object_truth, mask).amplitude_ssim + 0.15)
 
 
 def test_tolerance_stops_early_and_records_why(spiral_scan):

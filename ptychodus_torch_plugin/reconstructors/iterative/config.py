@@ -23,9 +23,9 @@ class IterativeConfig:
     damping: float = 0.1
     """Regularises the illumination normalisation of each update: divide by
     ``illumination + damping * max(illumination)`` (rPIE's alpha). Larger is slower and more robust."""
-    step_size: float = 1.0
+    step_size: float = 0.3
     """Fraction of the least-squares step length taken per batch. Below 1, each update chases the noise of
-    one batch less, so the object settles closer to the fit of all patterns (LSQ-ML uses about 0.5)."""
+    one batch less, so the object settles closer to the fit of all patterns (pty-chi's LSQ-ML takes 0.45)."""
     momentum: float = 0.9
     """Epoch-level heavy-ball momentum on the object (0 = off). Low spatial frequencies of the phase
     converge slowly under local updates; momentum carries them along (ITER-002)."""
