@@ -111,3 +111,27 @@ def test_export_train_with_cli_and_load_back(model_core, batch_dir, scan, tmp_pa
     saved = tmp_path / "saved_model.pt"
     processing.save_model_to_file(saved, algorithm=ALGORITHM)
     assert saved.stat().st_size > 0
+
+
+def test_iterative_algorithm_reconstructs_without_a_model_file(model_core, batch_dir, scan):
+    """``ptychodus-torch_iterative`` needs no model: it starts from ptychodus's blank object and probe and
+    reconstructs the object; the result matches the truth (ptychodus's product carries none)."""
+    from ptychodus_torch_plugin.evaluation import evaluate, region_mask
+
+    model_core.settings_registry["PtychodusTorch"].parameters()["iterative_epochs"].set_value(20)
+    product_api = _load(model_core, batch_dir)
+    product_in = product_api.get_product()
+    output = product_api.reconstruct_local(algorithm="ptychodus-torch_iterative", block=True)
+    array = _check_object(output.get_product(), product_in, scan)
+    weights = np.zeros(array.shape)
+    rows = slice(int(scan.positions[:, 0].min()), int(scan.positions[:, 0].max()) + 1)
+    cols = slice(int(scan.positions[:, 1].min()), int(scan.positions[:, 1].max()) + 1)
+    weights[rows, cols] = 1.0  # the scanned area's core, well inside the illuminated region
+    report = evaluate(array, scan.object_truth, region_mask(weights))
+    assert report.phase_pearson > 0.9 and report.amplitude_pearson > 0.8, report
+
+
+def test_every_registered_reconstructor_is_an_algorithm(model_core):
+    available = list(model_core.workflow_api.available_reconstructors())
+    for name in ("pinn", "supervised", "iterative", "pinn+iterative"):
+        assert available.count(f"ptychodus-torch_{name}") == 1, available

@@ -1,0 +1,277 @@
+"""Side by side with pty-chi, in one run: our three reconstructors and pty-chi's LSQML and ePIE on the same
+simulated scans of an unseen sample, with the same true probe, scored against the truth.
+
+    python benchmarks/compare_ptychi.py [--cases images,lines,lowdose] [--epochs 100] [--device cpu]
+        [--models images=runs/images/model.pt,...] [--pinn-dir benchmarks/results/pinn] [--train-epochs 40]
+
+Needs the optional extra ``bench`` (pty-chi: ``pip install -e '.[bench]'`` then ``pip install --no-deps
+ptychi==2.2.0``; see benchmarks/ptychi_runner.py). Per case and method it prints epochs, wall time,
+amplitude/phase SSIM, PSNR, FRC 0.5 cutoff and the time to reach pty-chi LSQML's final (amplitude, phase)
+SSIM, and writes ``benchmarks/results/compare_ptychi_<device>.json`` and ``compare_<case>_<device>.png``
+(SSIM against wall time for every method, both starts of the iterative solver included).
+
+Cases (N = 64, 1500 positions): ``images`` (camera amplitude / astronaut phase, zone-plate probe, Fermat
+spiral, 1e6 photons per pattern), ``lines`` (random lines, disk probe, raster), ``lowdose`` (images at 1e4
+photons, where the FRC discriminates). The network for ``pinn`` and ``pinn+iterative`` is trained on
+*other* objects (other picture pairs, other lines seeds) at the same dose, so every reconstruction is of
+an unseen sample. A network is reused from ``--models`` or ``--pinn-dir/<case>/`` and trained there
+otherwise (its training time is reported but not counted as reconstruction time).
+
+Times are wall-clock seconds of the reconstruction alone (pty-chi's task set-up and every method's
+snapshot copies and scoring excluded), all methods in one process on the same device and threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ptychi_runner import ptychi_available, run_ptychi  # noqa: E402
+
+from ptychodus_torch_plugin.data import save_npz  # noqa: E402
+from ptychodus_torch_plugin.data.scan import ScanData  # noqa: E402
+from ptychodus_torch_plugin.data.simulate import SimulationConfig, simulate  # noqa: E402
+from ptychodus_torch_plugin.evaluation import evaluate, region_mask  # noqa: E402
+from ptychodus_torch_plugin.models.model_file import load_model  # noqa: E402
+from ptychodus_torch_plugin.plugins import build_plugin_host  # noqa: E402
+from ptychodus_torch_plugin.reconstructors import ProgressEvent, ReconstructRequest  # noqa: E402
+from ptychodus_torch_plugin.reconstructors.iterative.config import IterativeConfig  # noqa: E402
+from ptychodus_torch_plugin.reconstructors.iterative.solver import IterativeSolver  # noqa: E402
+from ptychodus_torch_plugin.reconstructors.run import run_reconstructor  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+TRAIN_PAIRS = (("moon", "coins"), ("brick", "text"), ("grass", "page"), ("gravel", "horse"))
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    common: dict[str, Any]
+    test: dict[str, Any]
+    train: tuple[dict[str, Any], ...]
+
+    def config(self, extra: dict[str, Any]) -> SimulationConfig:
+        return SimulationConfig(patch_size=64, n_positions=1500, **self.common, **extra)
+
+
+IMAGES = dict(object_kind="image", probe_kind="zoneplate", scan_kind="spiral")
+CASES = {
+    "images": Case("images", {**IMAGES, "nphotons": 1e6}, {"seed": 1},
+                   tuple({"images": pair, "seed": 10 + i} for i, pair in enumerate(TRAIN_PAIRS))),
+    "lines": Case("lines", dict(object_kind="lines", probe_kind="disk", scan_kind="raster", nphotons=1e6),
+                  {"seed": 1}, tuple({"seed": 11 + i} for i in range(4))),
+    "lowdose": Case("lowdose", {**IMAGES, "nphotons": 1e4}, {"seed": 1},
+                    tuple({"images": pair, "seed": 10 + i} for i, pair in enumerate(TRAIN_PAIRS))),
+}
+
+
+@dataclass
+class Curve:
+    """Scored snapshots of one method: (epoch, seconds, amplitude SSIM, phase SSIM) and the last report."""
+
+    method: str
+    points: list[tuple[int, float, float, float]] = field(default_factory=list)
+    final: dict[str, float] = field(default_factory=dict)
+
+    def add(self, epoch: int, seconds: float, obj: np.ndarray, scan: ScanData, mask: np.ndarray) -> None:
+        report = evaluate(obj, scan.object_truth, mask)
+        self.points.append((epoch, seconds, report.amplitude_ssim, report.phase_ssim))
+        self.final = report.as_dict()
+
+    def time_to_reach(self, amplitude: float, phase: float) -> float | None:
+        return next((s for _, s, a, p in self.points if a >= amplitude and p >= phase), None)
+
+
+def recorded(epochs: int) -> set[int]:
+    """Snapshots scored at these epochs: every epoch early on (where curves move fast), then every 5th."""
+    return {e for e in range(1, epochs + 1) if e <= 20 or e % 5 == 0 or e == epochs}
+
+
+def illumination(scan: ScanData, device: torch.device) -> np.ndarray:
+    solver = IterativeSolver(scan, IterativeConfig(epochs=1), device)
+    return solver.illumination_map().cpu().numpy()
+
+
+def run_ours(name: str, scan: ScanData, mask: np.ndarray, request: ReconstructRequest,
+             wanted: set[int]) -> Curve:
+    """Run one of our reconstructors, copying the object at the wanted epochs (copies are not timed: the
+    solver's ``elapsed_s`` excludes its progress callback)."""
+    snapshots: list[tuple[int, float, np.ndarray]] = []
+
+    def keep(event: ProgressEvent) -> None:
+        if event.unit == "epoch" and event.done in wanted and event.object is not None:
+            snapshots.append((event.done, float(event.metrics["elapsed_s"]), event.object.cpu().numpy().copy()))
+
+    host = build_plugin_host(load_entry_points=False)
+    started = time.perf_counter()
+    result = run_reconstructor(host, name, replace(request, progress=keep))
+    curve = Curve(name)
+    if not result.history:  # a single pass (the network alone)
+        curve.add(0, time.perf_counter() - started, result.object, scan, mask)
+    for epoch, seconds, obj in snapshots:
+        curve.add(epoch, seconds, obj, scan, mask)
+    return curve
+
+
+def run_theirs(method: str, scan: ScanData, mask: np.ndarray, epochs: int, device: str, wanted: set[int]) -> Curve:
+    curve = Curve(f"ptychi-{method}")
+    for snapshot in run_ptychi(scan, method, epochs, device=device, record_epochs=sorted(wanted)):
+        curve.add(snapshot.epoch, snapshot.elapsed_s, snapshot.object, scan, mask)
+    return curve
+
+
+def trained_model(case: Case, args: argparse.Namespace, folder: Path) -> tuple[Path, float | None]:
+    """The case's network: given, found in --pinn-dir, or trained now on scans of other objects."""
+    if case.name in args.models:
+        return args.models[case.name], None
+    run_dir = args.pinn_dir / case.name
+    if (run_dir / "model.pt").is_file():
+        return run_dir / "model.pt", None
+    files = [save_npz(simulate(case.config(extra)), folder / f"{case.name}_train{i}.npz")
+             for i, extra in enumerate(case.train)]
+    command = [sys.executable, "-m", "ptychodus_torch_plugin", "train", "--train_data_file", *map(str, files),
+               "--output_dir", str(run_dir / "runs"), "--max_epochs", str(args.train_epochs), "--gridsize",
+               str(args.gridsize), "--logger", "csv", "--quiet", "--accelerator", args.device, *args.train_args]
+    started = time.perf_counter()
+    subprocess.run(command, check=True)
+    seconds = time.perf_counter() - started
+    model = sorted((run_dir / "runs" / "lightning_logs").glob("version_*/model.pt"))[-1]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "model.pt").write_bytes(model.read_bytes())
+    (run_dir / "training.json").write_text(json.dumps({"command": command, "seconds": seconds}, indent=2))
+    return run_dir / "model.pt", seconds
+
+
+def compare(case: Case, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    device = torch.device(args.device)
+    scan = simulate(case.config(case.test))
+    mask = region_mask(illumination(scan, device))
+    wanted = recorded(args.epochs)
+    iterative = IterativeConfig(epochs=args.epochs)
+    curves: list[Curve] = []
+    model_path, train_seconds = (None, None) if args.skip_pinn else trained_model(case, args, folder)
+    base = ReconstructRequest(scan=scan, device=device, iterative=iterative)
+    runs: list[tuple[str, Callable[[], Curve]]] = [("iterative", lambda: run_ours("iterative", scan, mask, base, wanted))]
+    if model_path is not None:
+        model = load_model(model_path, build_plugin_host(load_entry_points=False))[0]
+        with_model = ReconstructRequest(scan=scan, device=device, iterative=iterative, model=model)
+        runs += [("pinn", lambda: run_ours("pinn", scan, mask, with_model, wanted)),
+                 ("pinn+iterative", lambda: run_ours("pinn+iterative", scan, mask, with_model, wanted))]
+    for method in ("lsqml", "epie"):
+        runs.append((f"ptychi-{method}", lambda method=method: run_theirs(method, scan, mask, args.epochs,
+                                                                          args.device, wanted)))
+    for label, run in runs:
+        print(f"[{case.name}] {label} ...", file=sys.stderr, flush=True)
+        curves.append(run())
+    target = next(c for c in curves if c.method == "ptychi-lsqml").final
+    rows = []
+    for curve in curves:
+        epoch, seconds = curve.points[-1][0], curve.points[-1][1]
+        reach = curve.time_to_reach(target["amplitude_ssim"], target["phase_ssim"])
+        rows.append({"method": curve.method, "epochs": epoch, "seconds": seconds, **curve.final,
+                     "seconds_to_lsqml_quality": reach, "curve": curve.points})
+    plot(case.name, curves, target, RESULTS / f"compare_{case.name}_{args.device.split(':')[0]}.png")
+    return {"case": case.name, "simulation": {**case.common, **case.test, "patch_size": 64, "n_positions": 1500},
+            "model": str(model_path) if model_path else None, "pinn_training_seconds": train_seconds,
+            "lsqml_target": {k: target[k] for k in ("amplitude_ssim", "phase_ssim")}, "rows": rows}
+
+
+def plot(name: str, curves: list[Curve], target: dict[str, float], path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 4.2), dpi=100)
+    FigureCanvasAgg(figure)
+    for column, (key, label) in enumerate((("amplitude_ssim", "amplitude SSIM"), ("phase_ssim", "phase SSIM"))):
+        axes = figure.add_subplot(1, 2, column + 1)
+        for curve in curves:
+            seconds = [max(p[1], 1e-3) for p in curve.points]
+            values = [p[2 + column] for p in curve.points]
+            axes.plot(seconds, values, marker="o" if len(seconds) == 1 else None, label=curve.method)
+        axes.axhline(target[key], color="grey", linestyle=":", label="pty-chi LSQML final")
+        axes.set_xscale("log")
+        axes.set_xlabel("wall time (s)")
+        axes.set_ylabel(label)
+        axes.set_title(f"{name}: {label}")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
+
+
+def print_table(result: dict[str, Any]) -> None:
+    target = result["lsqml_target"]
+    print(f"\n== {result['case']} (pty-chi LSQML final: amplitude SSIM {target['amplitude_ssim']:.3f}, "
+          f"phase SSIM {target['phase_ssim']:.3f})")
+    print(f"{'method':16} {'epochs':>6} {'wall s':>8} {'amp SSIM':>8} {'ph SSIM':>8} {'amp PSNR':>8} "
+          f"{'ph PSNR':>8} {'FRC':>6} {'s to LSQML':>10}")
+    for row in result["rows"]:
+        reach = row["seconds_to_lsqml_quality"]
+        print(f"{row['method']:16} {row['epochs']:6d} {row['seconds']:8.2f} {row['amplitude_ssim']:8.3f} "
+              f"{row['phase_ssim']:8.3f} {row['amplitude_psnr_db']:8.2f} {row['phase_psnr_db']:8.2f} "
+              f"{row['frc_cutoff']:6.3f} {'-' if reach is None else f'{reach:.2f}':>10}")
+
+
+def _models(text: str) -> dict[str, Path]:
+    pairs = [part.split("=", 1) for part in text.split(",") if part]
+    return {case: Path(path) for case, path in pairs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", default="images,lines,lowdose")
+    parser.add_argument("--epochs", type=int, default=100, help="epochs of every iterative method")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--models", type=_models, default={}, help="case=model.pt,... (skip training)")
+    parser.add_argument("--pinn-dir", type=Path, default=RESULTS / "pinn", help="where networks are kept")
+    parser.add_argument("--train-epochs", type=int, default=40)
+    parser.add_argument("--gridsize", type=int, default=2)
+    parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
+                        help="further flags for `ptychodus-torch train` (last on the line)")
+    parser.add_argument("--skip-pinn", action="store_true", help="iterative and pty-chi only")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    reason = ptychi_available()
+    if reason is not None:
+        print(reason, file=sys.stderr)
+        return 2
+    results = []
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.cases.split(","):
+            results.append(compare(CASES[name], args, Path(tmp)))
+            print_table(results[-1])
+    machine = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
+               "cpu": _cpu_name()}
+    path = args.json or RESULTS / f"compare_ptychi_{args.device.split(':')[0]}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"machine": machine, "epochs": args.epochs, "results": results}, indent=1))
+    print(f"\nwrote {path}", file=sys.stderr)
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
