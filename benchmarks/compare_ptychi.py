@@ -182,7 +182,7 @@ def compare(case: Case, args: argparse.Namespace, folder: Path) -> dict[str, Any
         reach = curve.time_to_reach(target["amplitude_ssim"], target["phase_ssim"])
         rows.append({"method": curve.method, "epochs": epoch, "seconds": seconds, **curve.final,
                      "seconds_to_lsqml_quality": reach, "curve": curve.points})
-    plot(case.name, curves, target, RESULTS / f"compare_{case.name}_{args.device.split(':')[0]}.png")
+    plot(case.name, curves, target, args.json.parent / f"compare_{case.name}_{args.device.split(':')[0]}.png")
     return {"case": case.name, "simulation": {**case.common, **case.test, "patch_size": 64, "n_positions": 1500},
             "model": str(model_path) if model_path else None, "pinn_training_seconds": train_seconds,
             "lsqml_target": {k: target[k] for k in ("amplitude_ssim", "phase_ssim")}, "rows": rows}
@@ -247,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     if reason is not None:
         print(reason, file=sys.stderr)
         return 2
+    args.json = args.json or RESULTS / f"compare_ptychi_{args.device.split(':')[0]}.json"
     results = []
     import tempfile
 
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             print_table(results[-1])
     machine = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
                "cpu": _cpu_name()}
-    path = args.json or RESULTS / f"compare_ptychi_{args.device.split(':')[0]}.json"
+    path = args.json
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": machine, "epochs": args.epochs, "results": results}, indent=1))
     print(f"\nwrote {path}", file=sys.stderr)

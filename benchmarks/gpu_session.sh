@@ -11,6 +11,8 @@
 #   1. N = 64, 128 x gridsize 1, 2; fp32, bf16, bf16+cl, bf16+cl+graphs; with --profile   (<= 240 s)
 #   2. torch.compile: N = 64 x gridsize 1, 2; bf16+cl next to bf16+cl+compile               (<= 150 s)
 #   3. the CUDA-only tests: no host sync in the training step, CUDA graphs and bf16 vs fp32  (<= 90 s)
+#   4. the iterative reconstructor against pty-chi LSQML/ePIE on the GPU, images case        (<= 240 s)
+#      (skipped with a message when pty-chi is not importable there)
 # Then copy $OUT/throughput_cuda*.json to benchmarks/results/ and the tables into docs/performance.md.
 
 set -u
@@ -24,6 +26,7 @@ export PYTHONUNBUFFERED=1
 STAGE1_S="${STAGE1_S:-240}"
 STAGE2_S="${STAGE2_S:-150}"
 STAGE3_S="${STAGE3_S:-90}"
+STAGE4_S="${STAGE4_S:-240}"
 started=$(date +%s)
 
 log() { echo "[$(( $(date +%s) - started ))s] $*" | tee -a "$OUT/session.log"; }
@@ -68,8 +71,13 @@ log "stage 2 exit status ${PIPESTATUS[0]} (124 = time limit)"
 
 log "stage 3: CUDA-only tests (limit ${STAGE3_S}s)"
 timeout -k 10 "$STAGE3_S" "$PYTHON" -m pytest -q -p no:cacheprovider tests/training/test_cuda_paths.py \
-    tests/physics/test_physics_device.py 2>&1 | tee "$OUT/cuda_tests.log"
+    tests/physics/test_physics_device.py tests/reconstructors/test_iterative_cuda.py 2>&1 | tee "$OUT/cuda_tests.log"
 log "stage 3 exit status ${PIPESTATUS[0]} (124 = time limit)"
+
+log "stage 4: iterative vs pty-chi on the GPU (limit ${STAGE4_S}s)"
+timeout -k 15 "$STAGE4_S" "$PYTHON" benchmarks/compare_ptychi.py --device cuda --cases images --skip-pinn \
+    --epochs 100 --json "$OUT/compare_ptychi_cuda.json" 2>&1 | tee "$OUT/compare_ptychi_cuda.log"
+log "stage 4 exit status ${PIPESTATUS[0]} (124 = time limit)"
 
 nvidia-smi --query-gpu=temperature.gpu,clocks.sm,power.draw --format=csv 2>&1 | tee -a "$OUT/machine.txt" || true
 log "done; results in $OUT"

@@ -77,3 +77,38 @@ def save_loss_figure(path: Path, epochs: list[int], series: dict[str, list[float
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png")
     return path
+
+
+def save_comparison_figure(path: Path, rows: list[tuple[str, np.ndarray]], truth: np.ndarray | None,
+                           weights: np.ndarray, captions: dict[str, str] | None = None) -> Path:
+    """Several reconstructions of one scan side by side (one row each: amplitude, phase), the truth last,
+    all cropped to the measured region, with shared colour limits and a caption per row (scores, time)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    captions = captions or {}
+    shown = [(name, _display_frame(np.asarray(obj), truth, weights)[0]) for name, obj in rows]
+    if truth is not None:
+        shown.append(("truth", _display_frame(np.asarray(truth), truth, weights)[0]))
+    limits = {}
+    for kind, part in (("amplitude", np.abs), ("phase", np.angle)):
+        values = np.concatenate([part(image).ravel() for _, image in shown])
+        limits[kind] = (float(np.percentile(values, 0.5)), float(np.percentile(values, 99.5)))
+    figure = Figure(figsize=(8, 3.6 * len(shown)), dpi=90)
+    FigureCanvasAgg(figure)
+    for r, (name, image) in enumerate(shown):
+        for c, (kind, data, cmap) in enumerate((("amplitude", np.abs(image), "gray"),
+                                                ("phase", np.angle(image), "viridis"))):
+            axes = figure.add_subplot(len(shown), 2, 2 * r + c + 1)
+            low, high = limits[kind]
+            axes.imshow(data, cmap=cmap, interpolation="nearest", vmin=low, vmax=high)
+            axes.set_title(f"{name}: {kind}", fontsize=10)
+            axes.set_xticks([])
+            axes.set_yticks([])
+            if c == 0 and name in captions:
+                axes.set_ylabel(captions[name], fontsize=8)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
+    return path

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "simulate": "ptychodus_torch_plugin.cli.simulate",
     "train": "ptychodus_torch_plugin.cli.train",
     "reconstruct": "ptychodus_torch_plugin.cli.reconstruct",
+    "compare": "ptychodus_torch_plugin.cli.compare",
     "ptychodus": "ptychodus_torch_plugin.cli.ptychodus_cmd",
 }
 

@@ -1,0 +1,98 @@
+"""``ptychodus-torch compare``: several reconstructors on one scan, side by side in one picture with their
+scores (when the truth is known) and wall times: which one to use for this kind of data?"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .reconstructor_options import add_reconstructor_arguments, iterative_from_args
+from .speed_options import add_speed_arguments, performance_from_args
+
+HELP = "run several reconstructors on one scan and show them side by side with their scores"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data_file", "--data-file", type=Path, required=True, help="scan (NPZ or ptychodus HDF5)")
+    parser.add_argument("--output_dir", "--output-dir", type=Path, required=True)
+    parser.add_argument("--reconstructors", default=None,
+                        help="comma-separated names (default: pinn,iterative,pinn+iterative with --model, "
+                             "else iterative)")
+    parser.add_argument("--model", type=Path, default=None, help="trained model for the network-based ones")
+    parser.add_argument("--inference_batch_size", "--inference-batch-size", type=int, default=256)
+    parser.add_argument("--accelerator", default="auto")
+    parser.add_argument("--quiet", action="store_true")
+    add_reconstructor_arguments(parser)
+    add_speed_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import check_output_dir
+    from ..data.load import load_scan
+    from ..models.model_file import load_model
+    from ..pictures import save_comparison_figure
+    from ..plugins import build_plugin_host
+    from ..reconstructors.base import ReconstructRequest
+    from ..reconstructors.run import check_request, run_reconstructor
+    from ..reconstructors.seeding import load_initial_object
+    from ..results import quality_of, save_reconstruction
+    from .reconstruct import _ProgressBars
+
+    check_output_dir(Path(args.output_dir))
+    host = build_plugin_host()
+    default = "pinn,iterative,pinn+iterative" if args.model is not None else "iterative"
+    names = [name.strip() for name in (args.reconstructors or default).split(",") if name.strip()]
+    for name in names:
+        check_request(host, name, args.model is not None)
+    iterative = iterative_from_args(args)
+    device = host.resolve_device(args.accelerator)
+    performance = performance_from_args(args)
+    model = load_model(args.model, host)[0] if args.model is not None else None
+    scan = load_scan(args.data_file)
+    initial = None if args.initial_object is None else load_initial_object(args.initial_object, scan.object_shape)
+    out = Path(args.output_dir)
+    rows, captions, summary = [], {}, {}
+    weights = None
+    for name in names:
+        bars = _ProgressBars(args.quiet)
+        request = ReconstructRequest(scan=scan, device=device, model=model, initial_object=initial,
+                                     iterative=iterative, inference_batch_size=args.inference_batch_size,
+                                     performance=performance, options=dict(args.options), progress=bars)
+        started = time.perf_counter()
+        try:
+            recon = run_reconstructor(host, name, request)
+        finally:
+            bars.close()
+        seconds = time.perf_counter() - started
+        quality = quality_of(recon, scan)
+        save_reconstruction(out / name.replace("+", "_") / "reconstruction.npz", recon, scan, quality)
+        weights = recon.weights if weights is None else weights
+        rows.append((name, recon.object))
+        caption = f"{seconds:.1f} s"
+        if quality is not None:
+            caption = (f"SSIM amp {quality['amplitude_ssim']:.2f} / phase {quality['phase_ssim']:.2f}\n"
+                       f"FRC {quality['frc_cutoff']:.2f}, {caption}")
+        captions[name] = caption
+        summary[name] = {"seconds": round(seconds, 3), "quality": quality,
+                         "epochs": int(recon.history[-1]["epoch"]) if recon.history else None}
+    assert weights is not None
+    picture = save_comparison_figure(out / "comparison.png", rows, scan.object_truth, weights, captions)
+    (out / "comparison.json").write_text(json.dumps(summary, indent=2))
+    if not args.quiet:
+        print(json.dumps({"picture": str(picture), **summary}, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .main import run_command
+
+    parser = argparse.ArgumentParser(prog="ptychodus-torch compare", description=HELP)
+    add_arguments(parser)
+    return run_command(run, parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
