@@ -145,3 +145,16 @@ def test_starting_from_a_previous_reconstruction_continues_it(scan_file, tmp_pat
 def test_bad_iterative_flags(scan_file, tmp_path, flags, text):
     result = _run(["reconstruct", "--data_file", str(scan_file), "--output_dir", "out", *flags], tmp_path)
     assert result.returncode == 2 and text in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_compare_shows_the_three_reconstructors_side_by_side(scan_file, model_dir, tmp_path):
+    result = _run(["compare", "--model", str(model_dir), "--data_file", str(scan_file), "--output_dir", "cmp",
+                   "--epochs", "10", "--accelerator", "cpu", "--quiet"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert list(summary) == ["pinn", "iterative", "pinn+iterative"]
+    assert summary["pinn"]["epochs"] is None and summary["iterative"]["epochs"] == 10
+    assert "amplitude_ssim" in summary["pinn"]["quality"]  # an 8-epoch network: scored, not good
+    assert all(summary[name]["quality"]["phase_pearson"] > 0.9 for name in ("iterative", "pinn+iterative")), summary
+    assert (tmp_path / "cmp" / "comparison.png").stat().st_size > 10_000
+    assert (tmp_path / "cmp" / "pinn_iterative" / "reconstruction.npz").is_file()
