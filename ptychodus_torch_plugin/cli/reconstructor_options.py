@@ -15,6 +15,7 @@ _ITERATIVE_FLAGS: tuple[tuple[str, str, type, str], ...] = (
     ("--epochs", "epochs", int, "iterative epochs (passes over every pattern)"),
     ("--iterative_batch_size", "batch_size", int, "patterns per iterative update"),
     ("--damping", "damping", float, "illumination-normalisation damping (rPIE's alpha)"),
+    ("--step_size", "step_size", float, "fraction of the least-squares step taken per batch"),
     ("--momentum", "momentum", float, "epoch-level momentum on the object, 0 = off"),
     ("--refine_probe_from", "refine_probe_from", int, "refine the probe (all its modes) from this epoch on"),
     ("--refine_positions_from", "refine_positions_from", int, "correct the scan positions from this epoch on"),
