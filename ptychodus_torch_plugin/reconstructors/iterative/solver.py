@@ -120,10 +120,7 @@ class IterativeSolver:
         waves = probes * windows.unsqueeze(1)
         far = updates.project(waves)
         measured = self.measured.index_select(0, index)
-        change, loss = updates.far_field_correction(far, measured, config.noise_model, self.valid)
-        amplitude_error = (updates.intensity(far).sqrt().squeeze(1) - measured).square()
-        if self.valid is not None:
-            amplitude_error = amplitude_error * self.valid
+        change, loss, amplitude_error = updates.far_field_correction(far, measured, config.noise_model, self.valid)
         chi = updates.exit_wave_change(change)
 
         # object

@@ -26,8 +26,9 @@ def intensity(far: Tensor) -> Tensor:
 
 
 def far_field_correction(far: Tensor, measured: Tensor, noise_model: str,
-                         valid: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Exit-wave change in the far field (B, K, N, N) and each pattern's loss (B,).
+                         valid: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Exit-wave change in the far field (B, K, N, N), each pattern's loss (B,) under the noise model, and
+    each pattern's squared amplitude error sum (|F| - A)^2 (B,), the model-independent convergence measure.
 
     ``measured`` (B, N, N) are amplitudes (sqrt counts) in ``fft2`` layout. Gaussian: replace the modulus
     by the measured one (the minimiser of sum (|F| - A)^2 along the current phase). Poisson: one Newton
@@ -38,18 +39,24 @@ def far_field_correction(far: Tensor, measured: Tensor, noise_model: str,
     """
     predicted = intensity(far)
     target = measured.unsqueeze(1)
+    amplitude = predicted.sqrt()
+    error = (amplitude - target).square()
     if noise_model == "gaussian":
-        amplitude = predicted.sqrt()
         factor = target / (amplitude + _EPS) - 1.0
-        residual = (amplitude - target).square()
     else:
         counts = target.square()
         factor = (counts - predicted) / (counts + predicted + _EPS)
-        residual = predicted - counts * torch.log(predicted + _EPS)
     if valid is not None:
         factor = factor * valid
-        residual = residual * valid
-    return far * factor, residual.sum(dim=(-3, -2, -1))
+        error = error * valid
+    dims = (-3, -2, -1)
+    error_sum = error.sum(dim=dims)
+    if noise_model == "gaussian":
+        return far * factor, error_sum, error_sum
+    nll = predicted - counts * torch.log(predicted + _EPS)
+    if valid is not None:
+        nll = nll * valid
+    return far * factor, nll.sum(dim=dims), error_sum
 
 
 def exit_wave_change(far_change: Tensor) -> Tensor:
