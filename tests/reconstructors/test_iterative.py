@@ -19,8 +19,8 @@ from ptychodus_torch_plugin.reconstructors.iterative.solver import IterativeSolv
 
 CPU = torch.device("cpu")
 
-#: Measured on ``spiral_scan`` after 30 epochs with the default settings (1 CPU thread): amplitude / phase SSIM
-#: 0.821 / 0.987, Pearson 0.990 / 0.999, FRC 1.0. The flat object scores 0.33 / 0.15 (Pearson 0 / 0.24, FRC
+#: Measured on ``spiral_scan`` after 30 epochs with the default settings: amplitude / phase SSIM 0.830 /
+#: 0.986, Pearson 0.991 / 0.999, FRC 1.0. The flat object scores 0.33 / 0.15 (Pearson 0 / 0.24, FRC
 #: 0.08) and the 2 px-blurred truth 0.33 / 0.65 (Pearson 0.42 / 0.88, FRC 0.63): each fails every threshold.
 THRESHOLDS = {"amplitude_ssim": 0.7, "phase_ssim": 0.9, "amplitude_pearson": 0.95, "frc_cutoff": 0.9}
 
@@ -71,19 +71,19 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_probe_refinement_recovers_a_probe_without_its_phase(spiral_scan):
-    """Start from the zone plate's amplitude alone (overlap with the truth 0.06). Measured after 30 epochs:
-    refined overlap 0.965 and phase SSIM 0.81, against 0.01 with the wrong probe kept."""
+    """Start from the zone plate's amplitude alone (overlap with the truth 0.06). Measured after 60 epochs:
+    refined overlap 0.981 and phase SSIM 0.92, against 0.01 with the wrong probe kept."""
     wrong = np.abs(spiral_scan.probe).astype(np.complex64)
     scan = replace(spiral_scan, probe=wrong)
-    fixed, _ = _run(scan, epochs=30)
-    refined, _ = _run(scan, epochs=30, refine_probe_from=1)
+    fixed, _ = _run(scan, epochs=60)
+    refined, _ = _run(scan, epochs=60, refine_probe_from=1)
     assert refined.probe is not None and refined.probe.shape == spiral_scan.probe.shape
     assert _overlap(wrong, spiral_scan.probe) < 0.1
     assert _overlap(refined.probe, spiral_scan.probe) > 0.9
     mask = region_mask(refined.weights)
     quality_fixed = evaluate(fixed.object, spiral_scan.object_truth, mask)
     quality_refined = evaluate(refined.object, spiral_scan.object_truth, mask)
-    assert quality_refined.phase_ssim > 0.6 > quality_fixed.phase_ssim + 0.3, (quality_fixed, quality_refined)
+    assert quality_refined.phase_ssim > 0.8 > quality_fixed.phase_ssim + 0.5, (quality_fixed, quality_refined)
 
 
 def test_position_correction_reduces_position_errors(spiral_scan):

@@ -20,15 +20,17 @@ class IterativeConfig:
     """Patterns per object update. Smaller batches update more often per epoch; larger ones use a GPU better."""
     noise_model: str = "gaussian"
     """``gaussian`` (amplitude least squares, modulus replacement) or ``poisson`` (counts likelihood)."""
-    damping: float = 0.1
+    damping: float = 0.3
     """Regularises the illumination normalisation of each update: divide by
-    ``illumination + damping * max(illumination)`` (rPIE's alpha). Larger is slower and more robust."""
+    ``illumination + damping * max(illumination)`` (rPIE's alpha). Larger is slower and more robust in
+    weakly lit or low-dose regions (ITER-005)."""
     step_size: float = 0.3
     """Fraction of the least-squares step length taken per batch. Below 1, each update chases the noise of
     one batch less, so the object settles closer to the fit of all patterns (pty-chi's LSQ-ML takes 0.45)."""
     momentum: float = 0.9
     """Epoch-level heavy-ball momentum on the object (0 = off). Low spatial frequencies of the phase
-    converge slowly under local updates; momentum carries them along (ITER-002)."""
+    converge slowly under local updates; momentum carries them along (ITER-002). It is dropped (restart)
+    after any epoch whose amplitude error rose, which keeps low-dose data from diverging (ITER-005)."""
     refine_probe_from: int | None = None
     """First epoch (1-based) of probe refinement (every incoherent mode the data has); None = keep it."""
     refine_positions_from: int | None = None

@@ -191,11 +191,15 @@ class IterativeSolver:
                 batch_loss, batch_error = self._batch(index, refine_probe, refine_positions)
                 loss += batch_loss.double()
                 error += batch_error.double()
+            amplitude_error = float(error) / max(self.total_measured, 1e-30)
             if before is not None:
-                velocity = config.momentum * velocity + (self.object - before)
-                self.object += config.momentum * velocity
+                if history and amplitude_error > history[-1]["amplitude_error"]:
+                    velocity.zero_()  # adaptive restart: momentum that made the fit worse is dropped
+                else:
+                    velocity = config.momentum * velocity + (self.object - before)
+                    self.object += config.momentum * velocity
             record = {"epoch": float(epoch + 1), "loss": float(loss) / count,
-                      "amplitude_error": float(error) / max(self.total_measured, 1e-30),
+                      "amplitude_error": amplitude_error,
                       "elapsed_s": time.perf_counter() - started - reporting}
             history.append(record)
             if request is not None:
