@@ -71,6 +71,7 @@ class IterativeSolver:
         self._gradient = torch.zeros(pixels, 2, dtype=torch.float32, device=device)
         self._illumination = torch.zeros(pixels, dtype=torch.float32, device=device)
         self._cached_probes: Tensor | None = None
+        self._cached_lit: Tensor | None = None  # sum_k |P_k|^2 of each cached probe (M, N, N)
         self.generator = torch.Generator().manual_seed(config.seed)
 
     # -- per-batch pieces ----------------------------------------------------------------------------
@@ -85,7 +86,7 @@ class IterativeSolver:
     def _cache_probes(self, wanted: bool) -> None:
         """Keep every position's shifted probe while neither probe nor positions change."""
         if not wanted or self.integer_scan:
-            self._cached_probes = None
+            self._cached_probes = self._cached_lit = None
             return
         if self._cached_probes is not None:
             return
@@ -93,6 +94,7 @@ class IterativeSolver:
         free = available_memory(self.device)
         if need <= PROBE_CACHE_BYTES and (free is None or need <= free // 4):
             self._cached_probes = shifted_probes(self.probe, self.windows.frac)
+            self._cached_lit = updates.intensity(self._cached_probes).squeeze(1)
 
     def _scatter_gather(self, flat: Tensor, gradient: Tensor, illumination: Tensor) -> tuple[Tensor, Tensor]:
         """Sum the batch's window contributions on the object grid and read them back per window, so that
@@ -114,7 +116,7 @@ class IterativeSolver:
     def _batch(self, index: Tensor, refine_probe: bool, refine_positions: bool) -> tuple[Tensor, Tensor]:
         """One update from the patterns ``index``; returns (sum of losses, sum of squared amplitude errors)."""
         config, size = self.config, self.size
-        flat, frac = self.windows.flat[index], self.windows.frac[index]
+        flat, frac = self.windows.flat.index_select(0, index), self.windows.frac.index_select(0, index)
         probes = self._probes(index, frac)
         windows = object_windows(self.object, flat, size)
         waves = probes * windows.unsqueeze(1)
@@ -125,7 +127,10 @@ class IterativeSolver:
 
         # object
         gradient = updates.object_gradient(chi, probes)
-        lit = updates.intensity(probes).squeeze(1)
+        if self._cached_lit is not None:
+            lit = self._cached_lit.index_select(0, index)
+        else:
+            lit = updates.intensity(probes).squeeze(1)
         summed, lit = self._scatter_gather(flat, gradient, lit)
         direction = summed / (lit + config.damping * lit.amax())
         explained = probes * direction.unsqueeze(1)
