@@ -108,3 +108,24 @@ def test_package_imports_without_ptychodus(tmp_path):
             "print('OK')\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "OK" in done.stdout, done.stderr[-2000:]
+
+
+def test_iterative_settings_default_to_the_dataclass_and_read_the_file(tmp_path):
+    from ptychodus.api.settings import SettingsRegistry
+
+    from ptychodus_torch_plugin.ptychodus.settings import TorchSettings
+    from ptychodus_torch_plugin.reconstructors.iterative.config import IterativeConfig
+
+    registry = SettingsRegistry()
+    settings = TorchSettings(registry)
+    assert settings.iterative_config() == IterativeConfig()
+    ini = tmp_path / "settings.ini"
+    ini.write_text("[PtychodusTorch]\niterative_epochs = 7\nnoise_model = Poisson\nrefine_probe_from = 3\n"
+                   "refine_positions_from = 0\nmomentum = 0.5\n")
+    registry.open_settings(ini)
+    config = settings.iterative_config()
+    assert (config.epochs, config.noise_model, config.momentum) == (7, "poisson", 0.5)
+    assert config.refine_probe_from == 3 and config.refine_positions_from is None
+    settings.noise_model.set_value("cauchy")
+    with pytest.raises(ConfigError, match="unknown noise model 'cauchy'"):
+        settings.iterative_config()
