@@ -21,6 +21,16 @@ def _display_frame(obj: np.ndarray, truth: np.ndarray | None, weights: np.ndarra
     return obj * np.exp(1j * np.angle(reference)), truth
 
 
+def _shared_limits(images: list[np.ndarray], names: tuple[str, str]) -> dict[str, tuple[float, float]]:
+    """Colour limits (0.5 and 99.5 percentiles) of amplitude and phase over all images together, so equal
+    shades mean equal values across the panels; keyed by ``names`` (amplitude's, phase's)."""
+    limits = {}
+    for name, part in zip(names, (np.abs, np.angle)):
+        values = np.concatenate([part(image).ravel() for image in images])
+        limits[name] = (float(np.percentile(values, 0.5)), float(np.percentile(values, 99.5)))
+    return limits
+
+
 def save_object_figure(path: Path, obj: np.ndarray, truth: np.ndarray | None = None, title: str = "",
                        weights: np.ndarray | None = None) -> Path:
     """Amplitude and phase side by side with colour bars; a second row with the truth when given.
@@ -33,10 +43,7 @@ def save_object_figure(path: Path, obj: np.ndarray, truth: np.ndarray | None = N
 
     obj, truth = _display_frame(np.asarray(obj), truth, weights)
     rows = [("reconstruction", obj)] + ([("truth", truth)] if truth is not None else [])
-    limits = {}
-    for kind, part in (("amplitude", np.abs), ("phase (rad)", np.angle)):
-        values = np.concatenate([part(image).ravel() for _, image in rows])
-        limits[kind] = (float(np.percentile(values, 0.5)), float(np.percentile(values, 99.5)))
+    limits = _shared_limits([image for _, image in rows], ("amplitude", "phase (rad)"))
     figure = Figure(figsize=(9, 4.2 * len(rows)), dpi=100)
     FigureCanvasAgg(figure)
     for r, (label, image) in enumerate(rows):
@@ -90,10 +97,7 @@ def save_comparison_figure(path: Path, rows: list[tuple[str, np.ndarray]], truth
     shown = [(name, _display_frame(np.asarray(obj), truth, weights)[0]) for name, obj in rows]
     if truth is not None:
         shown.append(("truth", _display_frame(np.asarray(truth), truth, weights)[0]))
-    limits = {}
-    for kind, part in (("amplitude", np.abs), ("phase", np.angle)):
-        values = np.concatenate([part(image).ravel() for _, image in shown])
-        limits[kind] = (float(np.percentile(values, 0.5)), float(np.percentile(values, 99.5)))
+    limits = _shared_limits([image for _, image in shown], ("amplitude", "phase"))
     figure = Figure(figsize=(8, 3.6 * len(shown)), dpi=90)
     FigureCanvasAgg(figure)
     for r, (name, image) in enumerate(shown):
