@@ -248,7 +248,16 @@ class IterativeSolver:
 def reconstruct_iterative(request: ReconstructRequest, initial_object: np.ndarray | None = None) -> Reconstruction:
     """Run the iterative reconstructor as ``request`` asks, from ``initial_object`` (or the request's, or
     ones)."""
+    require_single_process(request)
     start = initial_object if initial_object is not None else request.initial_object
     solver = IterativeSolver(request.scan, request.iterative, request.device, start)
     return solver.run(request)
 
+
+
+def require_single_process(request: ReconstructRequest) -> None:
+    """The iterative solver runs in one process: under ``torchrun`` every rank would repeat the same work,
+    so that is refused with a clear error instead."""
+    if request.distributed is not None and request.distributed.enabled:
+        raise ConfigError("the iterative reconstructors run in one process; start `reconstruct` without torchrun "
+                          "(the network reconstructor `pinn` is the one that shares a scan across ranks)")
