@@ -62,8 +62,8 @@ class Case:
     test: dict[str, Any]
     train: tuple[dict[str, Any], ...]
 
-    def config(self, extra: dict[str, Any]) -> SimulationConfig:
-        return SimulationConfig(patch_size=64, n_positions=1500, **self.common, **extra)
+    def config(self, extra: dict[str, Any], n_positions: int = 1500) -> SimulationConfig:
+        return SimulationConfig(patch_size=64, n_positions=n_positions, **self.common, **extra)
 
 
 IMAGES = dict(object_kind="image", probe_kind="zoneplate", scan_kind="spiral")
@@ -139,8 +139,8 @@ def trained_model(case: Case, args: argparse.Namespace, folder: Path) -> tuple[P
     run_dir = args.pinn_dir / case.name
     if (run_dir / "model.pt").is_file():
         return run_dir / "model.pt", None
-    files = [save_npz(simulate(case.config(extra)), folder / f"{case.name}_train{i}.npz")
-             for i, extra in enumerate(case.train)]
+    files = [save_npz(simulate(case.config(extra, args.train_positions)), folder / f"{case.name}_train{i}.npz")
+             for i, extra in enumerate(case.train[:args.train_scans])]
     command = [sys.executable, "-m", "ptychodus_torch_plugin", "train", "--train_data_file", *map(str, files),
                "--output_dir", str(run_dir / "runs"), "--max_epochs", str(args.train_epochs), "--gridsize",
                str(args.gridsize), "--logger", "csv", "--quiet", "--accelerator", args.device, *args.train_args]
@@ -150,7 +150,9 @@ def trained_model(case: Case, args: argparse.Namespace, folder: Path) -> tuple[P
     model = sorted((run_dir / "runs" / "lightning_logs").glob("version_*/model.pt"))[-1]
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "model.pt").write_bytes(model.read_bytes())
-    (run_dir / "training.json").write_text(json.dumps({"command": command, "seconds": seconds}, indent=2))
+    (run_dir / "training.json").write_text(json.dumps({"command": command, "seconds": seconds,
+                                                       "scans": case.train[:args.train_scans],
+                                                       "positions_per_scan": args.train_positions}, indent=2))
     return run_dir / "model.pt", seconds
 
 
@@ -237,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=_models, default={}, help="case=model.pt,... (skip training)")
     parser.add_argument("--pinn-dir", type=Path, default=RESULTS / "pinn", help="where networks are kept")
     parser.add_argument("--train-epochs", type=int, default=40)
+    parser.add_argument("--train-scans", type=int, default=3, help="training scans (objects) per case, at most 4")
+    parser.add_argument("--train-positions", type=int, default=1000, help="positions per training scan")
     parser.add_argument("--gridsize", type=int, default=2)
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
                         help="further flags for `ptychodus-torch train` (last on the line)")
