@@ -1,4 +1,4 @@
-"""Issue #7 (B2, B3): odd command lines end in exit status 2 and one readable line, never a traceback; a
+"""Odd command lines end in exit status 2 and one readable line, never a traceback; a
 reconstruction that would not fit in memory is refused before anything is allocated."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue #7 (B1): a logger that breaks -- unreachable tracking server, full disk, a third-party backend that
+"""A logger that breaks -- unreachable tracking server, full disk, a third-party backend that
 raises everywhere -- costs the log, never the run: training finishes, the fault is reported once, and
 checkpoints, model file and reconstruction are intact."""
 

@@ -14,7 +14,7 @@ from ptychodus_torch_plugin.models.model_file import load_model
 from ptychodus_torch_plugin.plugins import build_plugin_host
 from ptychodus_torch_plugin.training.checkpoints import load_checkpoint
 
-from reliability_a_helpers import TINY, make_scan, metric_epochs, python, start_train, wait_for_epochs
+from reliability_helpers import TINY, make_scan, metric_epochs, python, start_train, wait_for_epochs
 
 
 @pytest.fixture(scope="module")

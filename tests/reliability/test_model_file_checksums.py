@@ -18,7 +18,7 @@ from ptychodus_torch_plugin.plugins import build_plugin_host
 from ptychodus_torch_plugin.training.checkpoints import load_checkpoint
 from ptychodus_torch_plugin.training.trainer import train
 
-from reliability_a_helpers import flip_tensor_byte_in_place, flip_tensor_byte_rezipped, make_scan
+from reliability_helpers import flip_tensor_byte_in_place, flip_tensor_byte_rezipped, make_scan
 
 MISMATCH = "checksum mismatch: the file is corrupt or was modified"
 

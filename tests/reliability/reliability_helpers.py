@@ -1,4 +1,4 @@
-"""Helpers for the part-A reliability tests: tiny simulated scans, a CLI runner, zip byte surgery."""
+"""Helpers for the reliability tests: tiny simulated scans, a CLI runner, zip byte surgery."""
 
 from __future__ import annotations
 

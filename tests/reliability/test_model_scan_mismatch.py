@@ -10,7 +10,7 @@ import pytest
 from ptychodus_torch_plugin.config import ExecutionConfig, ModelConfig, TrainingConfig
 from ptychodus_torch_plugin.training.trainer import train
 
-from reliability_a_helpers import make_scan, python
+from reliability_helpers import make_scan, python
 
 
 @pytest.fixture(scope="module")
