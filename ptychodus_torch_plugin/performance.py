@@ -149,19 +149,18 @@ class GraphedForward:
     own output buffer: it is overwritten by the next call, so consume it (e.g. stitch it) before that.
     """
 
-    def __init__(self, forward: Forward, example: Tensor, context: Callable[[], contextlib.AbstractContextManager[None]],
-                 warmup: int = 3) -> None:
+    def __init__(self, forward: Forward, example: Tensor, warmup: int = 3) -> None:
         if example.device.type != "cuda":
             raise ConfigError("CUDA graphs need the input on a CUDA device")
         self.static_input = torch.zeros_like(example)
         stream = torch.cuda.Stream(device=example.device)
         stream.wait_stream(torch.cuda.current_stream(example.device))
-        with torch.cuda.stream(stream), torch.no_grad(), context():
+        with torch.cuda.stream(stream), torch.no_grad():
             for _ in range(warmup):  # lets cuDNN pick its algorithms outside the capture
                 forward(self.static_input)
         torch.cuda.current_stream(example.device).wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph), torch.no_grad(), context():
+        with torch.cuda.graph(self.graph), torch.no_grad():
             self.static_output = forward(self.static_input)
 
     @property
@@ -201,7 +200,7 @@ def inference_forward(model: nn.Module, device: torch.device, options: ResolvedP
     try:
         network = compile_or_eager(model, trial, what="network (inference)") if options.compile else model
         forward = with_options(network)
-        yield GraphedForward(forward, example, contextlib.nullcontext) if options.cuda_graphs else forward
+        yield GraphedForward(forward, example) if options.cuda_graphs else forward
     finally:
         if options.channels_last and previous is not None:
             set_conv_memory_format(model, previous)
