@@ -3,11 +3,17 @@
 Host-side NumPy, run once when a data set is prepared; the result is plain integer indices.
 """
 
+from itertools import combinations
+
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
 from ..errors import ConfigError, DataError
+
+SELECTIONS: tuple[str, ...] = ("random", "compact")
+#: Seeds scored at once by the compact selection (bounds its memory: seeds x combinations x members).
+_COMPACT_CHUNK = 2048
 
 
 def _positions_array(positions: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -29,20 +35,45 @@ def _sample_seeds(count: int, n_groups: int, rng: np.random.Generator) -> np.nda
     return np.sort(np.concatenate(parts)).astype(np.int64)
 
 
+def _compact_picks(pos: np.ndarray, seeds: np.ndarray, neighbours: np.ndarray, chosen: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Column indices (G, chosen) into ``neighbours`` of the most compact groups: the seed plus ``chosen``
+    neighbours whose positions have the smallest spread (sum of squared distances from their mean).
+    Ties (a raster's four equal 2x2 squares) are broken at random with ``rng``."""
+    k = neighbours.shape[1]
+    combos = np.array(list(combinations(range(k), chosen)), dtype=np.int64)  # (K choose c, c), sorted rows
+    picks = np.empty((len(seeds), chosen), dtype=np.int64)
+    for start in range(0, len(seeds), _COMPACT_CHUNK):
+        rows = slice(start, start + _COMPACT_CHUNK)
+        members = pos[neighbours[rows]][:, combos]  # (g, combos, c, 2)
+        members = np.concatenate([np.broadcast_to(pos[seeds[rows]][:, None, None], members[:, :, :1].shape),
+                                  members], axis=2)
+        spread = np.square(members - members.mean(axis=2, keepdims=True)).sum(axis=(2, 3))
+        scale = max(float(spread.min()), 1e-12)
+        spread = spread + rng.random(spread.shape) * 1e-6 * scale  # random among equals, never across
+        picks[rows] = combos[np.argmin(spread, axis=1)]
+    return picks
+
+
 def group_neighbours(
     positions: np.ndarray | torch.Tensor,
     gridsize: int,
     n_groups: int | None,
     seed: int,
     k_neighbours: int = 7,
+    selection: str = "random",
 ) -> np.ndarray:
     """Index groups (G, gridsize**2) of nearby scan positions.
 
     Gridsize 1: every position is its own group (all of them, or ``n_groups`` sampled with ``seed``).
-    Gridsize g > 1: each group is a seed position (column 0) plus g**2 - 1 positions drawn at random from
-    its K = max(k_neighbours, g**2 - 1) nearest neighbours, listed nearest first. ``n_groups`` None means
-    one group per position. The same inputs and seed always give the same groups.
+    Gridsize g > 1: each group is a seed position (column 0) plus g**2 - 1 positions from its
+    K = max(k_neighbours, g**2 - 1) nearest neighbours, listed nearest first: drawn at random
+    (``selection`` random), or the g**2 - 1 that make the most compact group, the smallest spread around
+    its mean (``compact``; on a raster a g x g square, so every group has the same shape). ``n_groups``
+    None means one group per position. The same inputs and seed always give the same groups.
     """
+    if selection not in SELECTIONS:
+        raise ConfigError(f"unknown group selection '{selection}'; choose one of {', '.join(SELECTIONS)}")
     pos = _positions_array(positions)
     if gridsize < 1:
         raise ConfigError(f"gridsize must be at least 1, got {gridsize}")
@@ -70,7 +101,10 @@ def group_neighbours(
     not_self = nearest != seeds[:, None]
     order = np.argsort(~not_self, axis=1, kind="stable")[:, :k]
     neighbours = np.take_along_axis(nearest, order, axis=1)
-    picks = np.sort(np.argsort(rng.random((len(seeds), k)), axis=1)[:, : members - 1], axis=1)
+    if selection == "compact":
+        picks = _compact_picks(pos, seeds, neighbours, members - 1, rng)
+    else:
+        picks = np.sort(np.argsort(rng.random((len(seeds), k)), axis=1)[:, : members - 1], axis=1)
     chosen = np.take_along_axis(neighbours, picks, axis=1)
     return np.concatenate([seeds[:, None], chosen], axis=1)
 
