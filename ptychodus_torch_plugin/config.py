@@ -16,6 +16,10 @@ SchedulerName = Literal["constant", "exponential", "cosine", "plateau"]
 LossName = Literal["poisson", "mae"]
 SCHEDULERS: tuple[str, ...] = ("constant", "exponential", "cosine", "plateau")
 LOSSES: tuple[str, ...] = ("poisson", "mae")
+OBJECT_SUPPORTS: tuple[str, ...] = ("full", "central")
+CANVAS_WEIGHTS: tuple[str, ...] = ("probe", "uniform")
+GROUP_SELECTIONS: tuple[str, ...] = ("random", "compact")
+GROUP_ENCODERS: tuple[str, ...] = ("joint", "shared")
 MAX_CHANNELS = 4096
 """Widest encoder stage accepted; wider ones would not fit in memory at any useful N."""
 MAX_LEARNING_RATE = 1.0
@@ -37,6 +41,18 @@ class ModelConfig:
     loss: str = "poisson"
     probe_trainable: bool = False
     scale_trainable: bool = False
+    """Learn a gain on the intensity scale in the loss (inputs stay normalised by each scan's own scale)."""
+    object_support: str = "central"
+    """``central``: decode only the central N/2 x N/2, zero outside (PtychoPINN's ``pad_object``); stitching
+    and the overlap canvas then use only that square. ``full``: the whole N x N patch (before QUALITY-002)."""
+    amplitude_max: float = 2.0
+    """Amplitude head = amplitude_max * sigmoid (PtychoPINN: a plain sigmoid, 1)."""
+    canvas_weights: str = "probe"
+    """Overlap-constraint average: ``probe`` (probe intensity x support) or ``uniform`` (support only)."""
+    group_encoder: str = "shared"
+    """gridsize > 1: ``shared`` (each pattern through one single-pattern network; the group meets in the
+    overlap constraint of the loss) or ``joint`` (one network sees the group's C patterns as channels, as in
+    PtychoPINN; the default before QUALITY-002). Identical at gridsize 1."""
 
     def validate(self) -> None:
         if self.patch_size is not None and (self.patch_size < 8 or self.patch_size % (2 ** len(self.channels)) != 0):
@@ -52,6 +68,19 @@ class ModelConfig:
             raise ConfigError(f"at most 8 encoder stages are supported, got {len(self.channels)}")
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss '{self.loss}'; choose one of {', '.join(LOSSES)}")
+        if self.object_support not in OBJECT_SUPPORTS:
+            raise ConfigError(f"unknown object support '{self.object_support}'; choose one of "
+                              f"{', '.join(OBJECT_SUPPORTS)}")
+        if self.object_support == "central" and self.patch_size is not None and self.patch_size % 4:
+            raise ConfigError(f"--object_support central needs N divisible by 4, got N={self.patch_size}")
+        if not (0 < self.amplitude_max <= 100):
+            raise ConfigError(f"--amplitude_max must be in (0, 100], got {self.amplitude_max}")
+        if self.group_encoder not in GROUP_ENCODERS:
+            raise ConfigError(f"unknown group encoder '{self.group_encoder}'; choose one of "
+                              f"{', '.join(GROUP_ENCODERS)}")
+        if self.canvas_weights not in CANVAS_WEIGHTS:
+            raise ConfigError(f"unknown canvas weights '{self.canvas_weights}'; choose one of "
+                              f"{', '.join(CANVAS_WEIGHTS)}")
 
     @property
     def n_channels(self) -> int:
@@ -60,18 +89,28 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        """Rebuild from a stored record. Settings the record lacks (files written before they existed)
+        take the value that reproduces how those files were made (:data:`LEGACY_MODEL_VALUES`), not
+        today's default."""
         known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in values.items() if k in known}
+        values = {**LEGACY_MODEL_VALUES, **{k: v for k, v in values.items() if k in known}}
         if "channels" in values:
             values["channels"] = tuple(int(c) for c in values["channels"])
         return cls(**values)
+
+
+#: What a stored model configuration without these keys was built with.
+LEGACY_MODEL_VALUES: dict[str, Any] = {"object_support": "full", "amplitude_max": 2.0, "canvas_weights": "probe",
+                                       "group_encoder": "joint"}
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
     """How to train: data, optimisation, schedule, checkpoints."""
 
-    train_data_file: Path
+    train_data_file: Path | tuple[Path, ...]
+    """One training scan, or several (a list or tuple): groups are formed within each scan, each scan is
+    normalised by its own intensity scale, and all must share N and the probe (see ``train_data_files``)."""
     output_dir: Path
     test_data_file: Path | None = None
     n_images: int | None = None
@@ -88,6 +127,9 @@ class TrainingConfig:
     early_stopping_patience: int | None = None
     """Stop after this many epochs without a better validation loss; ``None`` = never."""
     k_neighbours: int = 7
+    group_selection: str = "random"
+    """gridsize > 1: members drawn at ``random`` from the K nearest neighbours, or the ``compact`` choice
+    (smallest spread: 2x2 squares on a raster); see ``physics.grouping.group_neighbours``."""
     seed: int = 0
     deterministic: bool = False
     num_workers: int = 0
@@ -96,8 +138,26 @@ class TrainingConfig:
     quiet: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
 
+    def __post_init__(self) -> None:
+        # One path stays one Path (settings, config.json and loggers see it unchanged); a list or tuple of
+        # one path is that path; several become a tuple of Paths.
+        files = self.train_data_file
+        if isinstance(files, (list, tuple)):
+            paths = tuple(Path(f) for f in files)
+            object.__setattr__(self, "train_data_file", paths[0] if len(paths) == 1 else paths)
+        elif isinstance(files, str):
+            object.__setattr__(self, "train_data_file", Path(files))
+
+    @property
+    def train_data_files(self) -> tuple[Path, ...]:
+        """The training scans, always as a tuple."""
+        files = self.train_data_file
+        return tuple(files) if isinstance(files, tuple) else (Path(files),)
+
     def validate(self) -> None:
         self.model.validate()
+        if not self.train_data_files:
+            raise ConfigError("--train_data_file needs at least one file")
         checks = [
             (self.max_epochs >= 1, f"--max_epochs must be at least 1, got {self.max_epochs}"),
             (self.batch_size >= 1, f"--batch_size must be at least 1, got {self.batch_size}"),
@@ -119,6 +179,8 @@ class TrainingConfig:
              f"gridsize or k_neighbours >= {self.model.n_channels - 1}"),
             (self.early_stopping_patience is None or self.early_stopping_patience >= 1,
              "--early_stopping_patience must be at least 1"),
+            (self.group_selection in GROUP_SELECTIONS,
+             f"unknown group selection '{self.group_selection}'; choose one of {', '.join(GROUP_SELECTIONS)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -130,6 +192,8 @@ class TrainingConfig:
         values = asdict(self)
         model = values.pop("model")
         flat: dict[str, Any] = {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()}
+        if isinstance(self.train_data_file, tuple):  # several files: a list of strings
+            flat["train_data_file"] = [str(f) for f in self.train_data_file]
         flat.update({f"model.{k}": (list(v) if isinstance(v, tuple) else v) for k, v in model.items()})
         return flat
 

@@ -45,11 +45,11 @@ def test_trainable_scale_and_probe_are_registered_parameters_that_learn():
     config = ModelConfig(patch_size=32, gridsize=2, channels=(4, 8, 16), probe_trainable=True, scale_trainable=True)
     model = PtychoModel(config, _probe(32), intensity_scale=3.0, canvas_size=48)
     names = {name for name, _ in model.named_parameters()}
-    assert {"probe_real", "log_scale"} <= names
+    assert {"probe_real", "log_gain"} <= names and "log_scale" not in names  # the input normaliser stays fixed
     batch = {"amplitudes": torch.rand(2, 4, 32, 32) * 5, "offsets": torch.tensor([[[-2.0, -2], [-2, 2], [2, -2], [2, 2]]] * 2)}
     model.training_loss(batch).backward()
-    assert model.log_scale.grad is not None and model.probe_real.grad is not None
-    assert float(model.scale.detach()) == pytest.approx(3.0)
+    assert model.log_gain.grad is not None and model.probe_real.grad is not None
+    assert float(model.scale.detach()) == pytest.approx(3.0) and float(model.gain.detach()) == 1.0
 
 
 def test_fixed_probe_and_scale_are_buffers_saved_with_the_weights():
@@ -84,3 +84,67 @@ def test_canvas_side_follows_loaded_weights_without_reading_the_buffer_each_step
     assert (trained.canvas_side, fresh.canvas_side) == (48, 0)
     fresh.load_state_dict(trained.state_dict())
     assert fresh.canvas_side == 48
+
+
+@pytest.mark.parametrize("gridsize", [1, 2])
+def test_central_support_decodes_only_the_central_half(gridsize):
+    size, channels = 32, gridsize**2
+    generator = PatchGenerator(channels, (4, 8, 16), support="central", amplitude_max=1.0)
+    patches = generator(torch.rand(2, channels, size, size) * 10)
+    assert patches.shape == (2, channels, size, size)
+    inside = torch.zeros(size, size, dtype=torch.bool)
+    inside[8:24, 8:24] = True
+    assert (patches[..., ~inside] == 0).all()
+    assert 0 < patches[..., inside].abs().min() and patches.abs().max() < 1.0
+    # one fewer up-sampling stage than the full decoder
+    assert len(generator.amplitude_decoder.stages) == 2
+    assert len(PatchGenerator(channels, (4, 8, 16)).amplitude_decoder.stages) == 3
+
+
+def test_support_and_canvas_weights_follow_the_configuration():
+    probe = _probe(32)
+    central = PtychoModel(ModelConfig(patch_size=32, gridsize=2, channels=(4, 8, 16), object_support="central",
+                                      canvas_weights="uniform"), probe, intensity_scale=1.0, canvas_size=48)
+    full = PtychoModel(ModelConfig(patch_size=32, gridsize=2, channels=(4, 8, 16), object_support="full"), probe,
+                       intensity_scale=1.0, canvas_size=48)
+    assert central.support.sum() == 16 * 16 and full.support.sum() == 32 * 32
+    # stitching weights (used by inference) vanish outside the decoded square
+    assert (central.illumination()[:8] == 0).all()
+    torch.testing.assert_close(full.illumination(), normalise_probe(probe).abs() ** 2)
+    assert torch.equal(central.canvas_weights(), central.support)
+    assert torch.equal(full.canvas_weights(), full.illumination())
+    assert "support" not in central.state_dict()  # derived from the configuration, not stored
+
+
+def test_shared_group_encoder_treats_each_pattern_alone():
+    generator = PatchGenerator(4, (4, 8, 16), shared=True)
+    amplitudes = torch.rand(3, 4, 32, 32)
+    together = generator(amplitudes)
+    alone = generator(amplitudes[:, 2:3].repeat(1, 4, 1, 1))
+    torch.testing.assert_close(together[:, 2], alone[:, 0])
+    assert generator.encoder.stages[0][0].in_channels == 1
+
+
+def test_new_model_settings_are_validated():
+    from ptychodus_torch_plugin.errors import ConfigError
+
+    for bad in (dict(object_support="middle"), dict(amplitude_max=0.0), dict(canvas_weights="flat"),
+                dict(group_encoder="both"), dict(object_support="central", patch_size=34, channels=(4,))):
+        with pytest.raises(ConfigError):
+            ModelConfig(**bad).validate()
+
+
+def test_model_files_without_the_new_settings_rebuild_as_they_were_made():
+    """A stored configuration lacking a setting gets the value its file was made with, not today's default;
+    a file trained with the old trainable scale (``log_scale`` a parameter, no gain) loads with gain 1."""
+    from ptychodus_torch_plugin.config import LEGACY_MODEL_VALUES
+
+    config = ModelConfig.from_dict({"patch_size": 32, "gridsize": 2, "channels": [4, 8, 16], "scale_trainable": True})
+    assert {k: getattr(config, k) for k in LEGACY_MODEL_VALUES} == LEGACY_MODEL_VALUES
+    old_state = PtychoModel(ModelConfig(patch_size=32, gridsize=2, channels=(4, 8, 16), **LEGACY_MODEL_VALUES),
+                            _probe(32), 2.5).state_dict()
+    model = PtychoModel(config, _probe(32), intensity_scale=1.0, canvas_size=48)
+    model.load_state_dict(old_state, strict=False)
+    assert float(model.scale) == pytest.approx(2.5) and float(model.gain) == 1.0
+    model.load_state_dict({**old_state, "canvas_size": torch.tensor(48)})  # strict: log_gain filled in
+    assert float(model.gain) == 1.0

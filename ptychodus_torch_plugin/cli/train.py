@@ -9,6 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from ..config import ModelConfig, TrainingConfig
 from .speed_options import add_speed_arguments, performance_from_args
 
 HELP = "train a physics-informed network on a scan"
@@ -30,9 +31,12 @@ def _channels(text: str) -> tuple[int, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = ModelConfig()  # one source of defaults: the config dataclasses
+    train_defaults = TrainingConfig(train_data_file=Path(), output_dir=Path())
     data = parser.add_argument_group("data")
-    data.add_argument("--train_data_file", "--train-data-file", type=Path, required=True,
-                      help="training scan (NPZ, or ptychodus diffraction HDF5 with its product file)")
+    data.add_argument("--train_data_file", "--train-data-file", type=Path, nargs="+", required=True,
+                      help="training scan(s) (NPZ, or ptychodus diffraction HDF5 with its product file); several "
+                           "scans of the same N and probe train one model, groups formed within each scan")
     data.add_argument("--test_data_file", "--test-data-file", type=Path, default=None,
                       help="validation scan; the final reconstruction is of this scan")
     data.add_argument("--output_dir", "--output-dir", type=Path, required=True,
@@ -45,22 +49,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--gridsize", type=_positive_int, default=1, help="groups of gridsize² neighbours")
     model.add_argument("--N", "--patch_size", dest="patch_size", type=int, default=None,
                        help="pattern size (default: from the data)")
-    model.add_argument("--channels", type=_channels, default=(32, 64, 128),
-                       help="encoder widths, comma-separated (default 32,64,128)")
+    model.add_argument("--channels", type=_channels, default=defaults.channels,
+                       help="encoder widths, comma-separated (default "
+                            f"{','.join(str(c) for c in defaults.channels)})")
     model.add_argument("--loss", choices=("poisson", "mae"), default="poisson")
     model.add_argument("--probe_trainable", "--probe-trainable", action="store_true",
                        help="refine the probe during training")
-    model.add_argument("--scale_trainable", "--scale-trainable", action="store_true",
-                       help="learn the intensity scale")
+    model.add_argument("--scale_trainable", "--scale-trainable", action=argparse.BooleanOptionalAction,
+                       default=defaults.scale_trainable,
+                       help="learn a gain on the intensity scale (output side of the loss); default "
+                            f"{'on' if defaults.scale_trainable else 'off'}")
+    model.add_argument("--object_support", "--object-support", choices=("full", "central"),
+                       default=defaults.object_support,
+                       help="decode the whole patch (full) or only its central N/2 x N/2, zero outside (central); "
+                            f"default {defaults.object_support}")
+    model.add_argument("--amplitude_max", "--amplitude-max", type=float, default=defaults.amplitude_max,
+                       help=f"amplitude head = AMPLITUDE_MAX * sigmoid (default {defaults.amplitude_max:g}; "
+                            "PtychoPINN: 1)")
+    model.add_argument("--group_encoder", "--group-encoder", choices=("joint", "shared"),
+                       default=defaults.group_encoder,
+                       help="gridsize > 1: one network for the group's patterns as channels (joint) or one "
+                            f"single-pattern network per pattern (shared); default {defaults.group_encoder}")
+    model.add_argument("--canvas_weights", "--canvas-weights", choices=("probe", "uniform"),
+                       default=defaults.canvas_weights,
+                       help="overlap-constraint average weighted by probe intensity (probe) or uniform over the "
+                            f"decoded support (uniform); default {defaults.canvas_weights}")
     opt = parser.add_argument_group("optimisation")
-    opt.add_argument("--max_epochs", "--max-epochs", type=int, default=50)
-    opt.add_argument("--batch_size", "--batch-size", type=int, default=16)
-    opt.add_argument("--learning_rate", "--learning-rate", "--lr", type=float, default=1e-3)
-    opt.add_argument("--scheduler", choices=("constant", "exponential", "cosine", "plateau"), default="constant")
+    opt.add_argument("--max_epochs", "--max-epochs", type=int, default=train_defaults.max_epochs)
+    opt.add_argument("--batch_size", "--batch-size", type=int, default=train_defaults.batch_size)
+    opt.add_argument("--learning_rate", "--learning-rate", "--lr", type=float, default=train_defaults.learning_rate)
+    opt.add_argument("--scheduler", choices=("constant", "exponential", "cosine", "plateau"),
+                     default=train_defaults.scheduler)
     opt.add_argument("--warmup_epochs", "--warmup-epochs", type=int, default=0)
     opt.add_argument("--lr_gamma", "--lr-gamma", type=float, default=0.95)
     opt.add_argument("--plateau_patience", "--plateau-patience", type=int, default=5)
     opt.add_argument("--early_stopping_patience", "--early-stopping-patience", type=int, default=None)
+    opt.add_argument("--k_neighbours", "--k-neighbours", type=_positive_int, default=train_defaults.k_neighbours,
+                     help="gridsize > 1: each group is a position and gridsize²-1 of its K nearest neighbours")
+    opt.add_argument("--group_selection", "--group-selection", choices=("random", "compact"),
+                     default=train_defaults.group_selection,
+                     help="gridsize > 1: members drawn at random from the K nearest neighbours, or the most compact "
+                          f"group (2x2 squares on a raster); default {train_defaults.group_selection}")
     opt.add_argument("--seed", type=int, default=0)
     opt.add_argument("--deterministic", action="store_true",
                      help="seed everything and use deterministic algorithms (bit-identical CPU runs)")
@@ -81,20 +110,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_configs(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from ..config import ExecutionConfig, ModelConfig, TrainingConfig
+    from ..config import ExecutionConfig
 
     if args.disable_mlflow:
         warnings.warn("--disable_mlflow is deprecated; use --logger none --quiet", DeprecationWarning, stacklevel=2)
         args.logger, args.quiet = "none", True
     model = ModelConfig(model_type=args.model_type, patch_size=args.patch_size, gridsize=args.gridsize,
                         channels=args.channels, loss=args.loss, probe_trainable=args.probe_trainable,
-                        scale_trainable=args.scale_trainable)
+                        scale_trainable=args.scale_trainable, object_support=args.object_support,
+                        amplitude_max=args.amplitude_max, canvas_weights=args.canvas_weights,
+                        group_encoder=args.group_encoder)
     training = TrainingConfig(
         train_data_file=args.train_data_file, test_data_file=args.test_data_file, output_dir=args.output_dir,
         n_images=args.n_images, max_epochs=args.max_epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, scheduler=args.scheduler, warmup_epochs=args.warmup_epochs,
         lr_gamma=args.lr_gamma, plateau_patience=args.plateau_patience,
-        early_stopping_patience=args.early_stopping_patience, seed=args.seed, deterministic=args.deterministic,
+        early_stopping_patience=args.early_stopping_patience, k_neighbours=args.k_neighbours,
+        group_selection=args.group_selection, seed=args.seed,
+        deterministic=args.deterministic,
         num_workers=args.num_workers, image_every_n_epochs=args.image_every_n_epochs, resume=args.resume,
         quiet=args.quiet, model=model,
     )

@@ -1,10 +1,20 @@
 """The PtychoPINN-style generator: diffraction amplitudes of a group in, complex object patches out.
 
 A convolutional encoder reduces the C = gridsize² input patterns (C, N, N) by 2 per stage; two decoders
-of the same depth bring it back to (C, N, N), one for the amplitude (2·sigmoid, bounded in (0, 2): with
+bring it back, one for the amplitude (``amplitude_max``·sigmoid; the default 2 bounds it in (0, 2): with
 the probe and intensity scale normalised as in ``models.pinn``, the object's probe-weighted mean-square
-amplitude is 1, and (0, 2) leaves room for brighter-than-average pixels) and one for the phase (π·tanh:
-bounded, no wrapping discontinuity for the optimiser).
+amplitude is 1, and (0, 2) leaves room for brighter-than-average pixels; PtychoPINN uses a plain sigmoid,
+``amplitude_max`` 1) and one for the phase (π·tanh: bounded, no wrapping discontinuity for the optimiser).
+
+``shared`` (``group_encoder`` shared): the C patterns of a group go through one single-pattern network each
+(the gridsize-1 network, weights shared by the members) instead of one joint network whose first layer
+mixes the C channels; the group then meets only in the overlap constraint of the loss.
+
+``support`` chooses what the decoders cover. ``full``: the decoders have the encoder's depth and give the
+whole (C, N, N) patch. ``central`` (PtychoPINN's ``pad_object``): they stop one stage earlier and give only
+the central N/2 x N/2 of each patch, which is zero-padded to N x N: the object is decoded only where the
+beam (radius about N/5) lights it, and the network cannot spend capacity on, or hide errors in, the dark
+margin that no measurement determines.
 Decoders up-sample with nearest neighbour + convolution, which avoids the checkerboard artefacts of
 transposed convolutions. The nearest-neighbour step is written as a broadcast (:func:`upsample2x`), whose
 backward pass is a plain sum: deterministic on every device, unlike CUDA's ``upsample_nearest2d``
@@ -49,13 +59,15 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    def __init__(self, channels: Sequence[int], out_channels: int) -> None:
+    """``len(channels)`` up-sampling stages (``full``) or one fewer (``central``, output N/2), then a 3x3 head."""
+
+    def __init__(self, channels: Sequence[int], out_channels: int, stages: int | None = None) -> None:
         super().__init__()
         widths = list(reversed(channels))
-        self.stages = nn.ModuleList(
-            _double_conv(a, b) for a, b in zip(widths, [*widths[1:], widths[-1]])
-        )
-        self.head = nn.Conv2d(widths[-1], out_channels, 3, padding=1)
+        pairs = list(zip(widths, [*widths[1:], widths[-1]]))
+        pairs = pairs[: len(pairs) if stages is None else stages]
+        self.stages = nn.ModuleList(_double_conv(a, b) for a, b in pairs)
+        self.head = nn.Conv2d(pairs[-1][1] if pairs else widths[0], out_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for stage in self.stages:
@@ -63,17 +75,52 @@ class Decoder(nn.Module):
         return self.head(x)
 
 
-class PatchGenerator(nn.Module):
-    """(B, C, N, N) normalised amplitudes -> (B, C, N, N) complex patches."""
+SUPPORTS: tuple[str, ...] = ("full", "central")
 
-    def __init__(self, n_patterns: int, channels: Sequence[int]) -> None:
+
+def support_mask(patch_size: int, support: str) -> torch.Tensor:
+    """(N, N) float mask of the decoded pixels: all of them (``full``) or rows and columns
+    N//4 .. N//4 + N/2 - 1 (``central``), the square centred on pixel N//2 (the scan position)."""
+    mask = torch.ones(patch_size, patch_size)
+    if support == "central":
+        border = patch_size // 4
+        mask.zero_()
+        mask[border : border + patch_size // 2, border : border + patch_size // 2] = 1.0
+    elif support != "full":
+        raise ValueError(f"unknown object support '{support}'; choose one of {', '.join(SUPPORTS)}")
+    return mask
+
+
+class PatchGenerator(nn.Module):
+    """(B, C, N, N) normalised amplitudes -> (B, C, N, N) complex patches (zero outside the support)."""
+
+    def __init__(self, n_patterns: int, channels: Sequence[int], *, support: str = "full",
+                 amplitude_max: float = 2.0, shared: bool = False) -> None:
         super().__init__()
-        self.encoder = Encoder(n_patterns, channels)
-        self.amplitude_decoder = Decoder(channels, n_patterns)
-        self.phase_decoder = Decoder(channels, n_patterns)
+        if support not in SUPPORTS:
+            raise ValueError(f"unknown object support '{support}'; choose one of {', '.join(SUPPORTS)}")
+        self.support = support
+        self.amplitude_max = float(amplitude_max)
+        self.shared = shared
+        width = 1 if shared else n_patterns
+        stages = len(channels) - 1 if support == "central" else None
+        self.encoder = Encoder(width, channels)
+        self.amplitude_decoder = Decoder(channels, width, stages)
+        self.phase_decoder = Decoder(channels, width, stages)
 
     def forward(self, amplitudes: torch.Tensor) -> torch.Tensor:
+        if self.shared:  # each pattern on its own through one single-pattern network
+            batch, members, height, width = amplitudes.shape
+            patches = self._decode(amplitudes.reshape(batch * members, 1, height, width))
+            return patches.reshape(batch, members, *patches.shape[-2:])
+        return self._decode(amplitudes)
+
+    def _decode(self, amplitudes: torch.Tensor) -> torch.Tensor:
         features = self.encoder(amplitudes)
-        amplitude = 2.0 * torch.sigmoid(self.amplitude_decoder(features))
+        amplitude = self.amplitude_max * torch.sigmoid(self.amplitude_decoder(features))
         phase = math.pi * torch.tanh(self.phase_decoder(features))
+        if self.support == "central":  # (N/2, N/2) -> (N, N), zero amplitude (and phase) outside
+            border = (amplitudes.shape[-1] // 4,) * 4
+            amplitude = nn.functional.pad(amplitude, border)
+            phase = nn.functional.pad(phase, border)
         return torch.polar(amplitude.float(), phase.float())

@@ -23,7 +23,7 @@ from ..physics import (
     predicted_amplitude,
     probe_intensity,
 )
-from .generator import PatchGenerator
+from .generator import PatchGenerator, support_mask
 
 Batch = Mapping[str, Tensor]
 
@@ -46,19 +46,36 @@ def _refresh_canvas_side(module: nn.Module, incompatible_keys: object) -> None:
     module.canvas_side = int(module.canvas_size)  # type: ignore[assignment]
 
 
+def _default_gain(module: nn.Module, state_dict: dict, prefix: str, *args: object) -> None:
+    """Model files written before the learned gain existed (``scale_trainable`` then trained ``log_scale``
+    itself) load with gain 1: their ``log_scale`` keeps serving as the input normaliser, as it did."""
+    if hasattr(module, "log_gain") and prefix + "log_gain" not in state_dict:
+        state_dict[prefix + "log_gain"] = torch.zeros((), dtype=torch.float32)
+
+
 class PtychoModel(nn.Module):
     """Generator + probe + intensity scale.
 
     ``forward`` takes measured amplitudes (sqrt of counts) of a batch of groups, (B, C, N, N), and
     returns complex patches (B, C, N, N). Inputs are divided by the intensity scale ``s`` inside, so
     callers never normalise by hand: ``s`` maps network units to sqrt-counts, ``A ≈ s·|F(P·O)|``.
+
+    ``s`` (``log_scale``) is fixed: it is the data's own scale and it normalises the network's inputs,
+    which is what inference reproduces for another scan (each scan divided by its own scale). With
+    ``scale_trainable`` a separate gain ``g`` (``log_gain``, starting at 1) is learned on the output side
+    only, ``A ≈ g·s·|F(P·O)|``: the absolute transmission the normalisation cannot know, without moving the
+    inputs away from what inference will feed. A batch may carry ``scale`` (B,): the intensity scale of
+    each group's own scan (training on several scans); its ``amplitudes`` are then already normalised
+    so that dividing by ``s`` gives each scan's amplitudes over its own scale.
     """
 
     def __init__(self, config: ModelConfig, probe: Tensor, intensity_scale: float, canvas_size: int = 0) -> None:
         super().__init__()
         config.validate()
         self.config = config
-        self.generator = PatchGenerator(config.n_channels, config.channels)
+        self.generator = PatchGenerator(config.n_channels, config.channels, support=config.object_support,
+                                        amplitude_max=config.amplitude_max,
+                                        shared=config.group_encoder == "shared")
         probe_modes = normalise_probe(as_probe_modes(torch.as_tensor(probe)).to(torch.complex64))
         if probe_modes.shape[-1] != config.patch_size:
             raise ValueError(f"probe size {probe_modes.shape[-1]} != patch size {config.patch_size}")
@@ -67,11 +84,13 @@ class PtychoModel(nn.Module):
             self.probe_real = nn.Parameter(probe_real)
         else:
             self.register_buffer("probe_real", probe_real)
-        log_scale = torch.tensor(math.log(float(intensity_scale)), dtype=torch.float32)
+        self.register_buffer("log_scale", torch.tensor(math.log(float(intensity_scale)), dtype=torch.float32))
         if config.scale_trainable:
-            self.log_scale = nn.Parameter(log_scale)
-        else:
-            self.register_buffer("log_scale", log_scale)
+            self.log_gain = nn.Parameter(torch.zeros((), dtype=torch.float32))
+            self.register_load_state_dict_pre_hook(_default_gain)
+        # Decoded pixels (all, or the central N/2 square); derived from the configuration, not saved.
+        self.register_buffer("support", support_mask(probe_modes.shape[-1], config.object_support),
+                             persistent=False)
         # Side of the shared canvas for the overlap constraint (gridsize > 1); saved with the weights.
         self.register_buffer("canvas_size", torch.tensor(int(canvas_size), dtype=torch.int64))
         # The same value as a Python int: reading the buffer in every step would wait for the GPU.
@@ -84,26 +103,43 @@ class PtychoModel(nn.Module):
 
     @property
     def scale(self) -> Tensor:
+        """The input normaliser s (fixed)."""
         return self.log_scale.exp()
+
+    @property
+    def gain(self) -> Tensor:
+        """The learned output gain g (1 without ``scale_trainable``)."""
+        if hasattr(self, "log_gain"):
+            return self.log_gain.exp()
+        return torch.ones((), device=self.log_scale.device)
 
     def forward(self, amplitudes: Tensor) -> Tensor:
         return self.generator(amplitudes / self.scale)
 
     def illumination(self) -> Tensor:
-        """(N, N) probe intensity: the weight of each patch pixel when stitching."""
-        return probe_intensity(self.probe.detach())
+        """(N, N) probe intensity inside the decoded support: the weight of each patch pixel when
+        stitching (zero outside the central square with ``object_support`` central)."""
+        return probe_intensity(self.probe.detach()) * self.support
+
+    def canvas_weights(self) -> Tensor:
+        """(N, N) weights of the overlap constraint's average (``canvas_weights``)."""
+        if self.config.canvas_weights == "uniform":
+            return self.support
+        return self.illumination()
 
     def constrained_patches(self, patches: Tensor, offsets: Tensor) -> Tensor:
         """Overlap constraint: average the group's patches on a shared canvas and cut them out again.
 
-        The average is weighted by probe intensity, as in the final stitching: a patch speaks for the
-        object only where its own beam lit it. An unweighted average would let the unconstrained margin
-        of one patch (outside its probe) overwrite the well-measured centre of its neighbour.
+        ``canvas_weights`` probe: the average is weighted by probe intensity (inside the support), as in
+        the final stitching: a patch speaks for the object only where its own beam lit it. With full
+        support an unweighted average lets the unconstrained margin of one patch overwrite the
+        well-measured centre of its neighbour (GROUP-CANVAS-001). ``uniform``: every decoded pixel counts
+        the same (PtychoPINN's average of the central squares).
         """
         if patches.shape[1] == 1:
             return patches
         size = self.canvas_side
-        canvas = patches_to_canvas(patches, offsets, size, weights=self.illumination())
+        canvas = patches_to_canvas(patches, offsets, size, weights=self.canvas_weights())
         return canvas_to_patches(canvas, offsets, patches.shape[-1])
 
     def training_loss(self, batch: Batch) -> Tensor:
@@ -115,9 +151,17 @@ class PtychoModel(nn.Module):
         patches = self.constrained_patches(patches, batch["offsets"])
         predicted = predicted_amplitude(self.probe, patches)
         observed = batch["amplitudes"] / self.scale
+        if "scale" not in batch and not hasattr(self, "log_gain"):  # one scan, fixed scale
+            if self.config.loss == "mae":
+                return amplitude_mae(predicted, observed)
+            return poisson_nll(predicted, observed, scale=self.scale)
+        predicted = predicted * self.gain
         if self.config.loss == "mae":
             return amplitude_mae(predicted, observed)
-        return poisson_nll(predicted, observed, scale=self.scale)
+        # Each group's observed amplitudes are its own scan's over that scan's scale s_i: s_i maps both
+        # back to that scan's counts.
+        scale = batch["scale"].view(-1, 1, 1, 1).to(predicted.dtype) if "scale" in batch else self.scale
+        return poisson_nll(predicted, observed, scale=scale)
 
 
 class SupervisedModel(PtychoModel):

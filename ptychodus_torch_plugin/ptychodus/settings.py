@@ -40,18 +40,26 @@ class TorchSettings:
     def __init__(self, registry: SettingsRegistry) -> None:
         group = registry.create_group(GROUP_NAME)
         self.group = group
-        # model (stored in the model file; used when training)
+        # model (stored in the model file; used when training); defaults are ModelConfig's
+        model = ModelConfig()
+        training = TrainingConfig(train_data_file=Path(), output_dir=Path())
         self.patch_size = group.create_integer_parameter("patch_size", 0, minimum=0)  # 0 = from the data
-        self.gridsize = group.create_integer_parameter("gridsize", 1, minimum=1)
-        self.channels = group.create_string_parameter("channels", "32,64,128")
-        self.loss = group.create_string_parameter("loss", "poisson")
-        self.probe_trainable = group.create_boolean_parameter("probe_trainable", False)
-        self.scale_trainable = group.create_boolean_parameter("scale_trainable", False)
+        self.gridsize = group.create_integer_parameter("gridsize", model.gridsize, minimum=1)
+        self.channels = group.create_string_parameter("channels", ",".join(str(c) for c in model.channels))
+        self.loss = group.create_string_parameter("loss", model.loss)
+        self.probe_trainable = group.create_boolean_parameter("probe_trainable", model.probe_trainable)
+        self.scale_trainable = group.create_boolean_parameter("scale_trainable", model.scale_trainable)
+        self.object_support = group.create_string_parameter("object_support", model.object_support)
+        self.amplitude_max = group.create_real_parameter("amplitude_max", model.amplitude_max, minimum=0.0)
+        self.canvas_weights = group.create_string_parameter("canvas_weights", model.canvas_weights)
+        self.group_encoder = group.create_string_parameter("group_encoder", model.group_encoder)
         # training
-        self.max_epochs = group.create_integer_parameter("max_epochs", 50, minimum=1)
-        self.batch_size = group.create_integer_parameter("batch_size", 16, minimum=1)
-        self.learning_rate = group.create_real_parameter("learning_rate", 1e-3, minimum=0.0)
-        self.scheduler = group.create_string_parameter("scheduler", "constant")
+        self.max_epochs = group.create_integer_parameter("max_epochs", training.max_epochs, minimum=1)
+        self.batch_size = group.create_integer_parameter("batch_size", training.batch_size, minimum=1)
+        self.learning_rate = group.create_real_parameter("learning_rate", training.learning_rate, minimum=0.0)
+        self.scheduler = group.create_string_parameter("scheduler", training.scheduler)
+        self.k_neighbours = group.create_integer_parameter("k_neighbours", training.k_neighbours, minimum=1)
+        self.group_selection = group.create_string_parameter("group_selection", training.group_selection)
         self.n_images = group.create_integer_parameter("n_images", 0, minimum=0)  # 0 = one group per position
         self.seed = group.create_integer_parameter("seed", 0, minimum=0)
         self.deterministic = group.create_boolean_parameter("deterministic", False)
@@ -89,6 +97,10 @@ class TorchSettings:
             loss=self.loss.get_value().strip().lower(),
             probe_trainable=self.probe_trainable.get_value(),
             scale_trainable=self.scale_trainable.get_value(),
+            object_support=self.object_support.get_value().strip().lower(),
+            amplitude_max=self.amplitude_max.get_value(),
+            canvas_weights=self.canvas_weights.get_value().strip().lower(),
+            group_encoder=self.group_encoder.get_value().strip().lower(),
         )
 
     def training_config(self, model_type: str, train_data_file: Path, output_dir: Path) -> TrainingConfig:
@@ -102,6 +114,8 @@ class TorchSettings:
             batch_size=self.batch_size.get_value(),
             learning_rate=self.learning_rate.get_value(),
             scheduler=self.scheduler.get_value().strip().lower(),
+            k_neighbours=self.k_neighbours.get_value(),
+            group_selection=self.group_selection.get_value().strip().lower(),
             seed=self.seed.get_value(),
             deterministic=self.deterministic.get_value(),
             image_every_n_epochs=self.image_every_n_epochs.get_value(),

@@ -7,7 +7,7 @@ so there is no per-sample Python work. The DataLoader only schedules index batch
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -20,17 +20,24 @@ from ..data.scan import ScanData
 from ..errors import ConfigError
 from ..physics import extract_patches
 from ..physics.grouping import group_neighbours, group_offsets, order_by_angle
+from ..physics.scale import intensity_scale
 
 
 @dataclass(frozen=True)
 class GroupedScan:
-    """A scan cut into groups: ``groups`` (G, C) indexes ``amplitudes`` (M, N, N)."""
+    """A scan (or several) cut into groups: ``groups`` (G, C) indexes ``amplitudes`` (M, N, N).
+
+    ``scales`` (G,), when present, is the intensity scale of each group's own scan; ``amplitudes`` are then
+    stored multiplied by reference / own scale, so the model (which divides by the reference) sees every
+    scan over its own scale, as inference does, and the loss maps each group back to its own counts.
+    """
 
     amplitudes: Tensor
     positions: Tensor
     groups: Tensor
     offsets: Tensor
     truth_patches: Tensor | None = None
+    scales: Tensor | None = None
 
     @property
     def n_groups(self) -> int:
@@ -43,7 +50,8 @@ class GroupedScan:
     def to(self, device: torch.device) -> GroupedScan:
         move = {name: getattr(self, name).to(device) for name in ("amplitudes", "positions", "groups", "offsets")}
         truth = None if self.truth_patches is None else self.truth_patches.to(device)
-        return replace(self, truth_patches=truth, **move)
+        scales = None if self.scales is None else self.scales.to(device)
+        return replace(self, truth_patches=truth, scales=scales, **move)
 
     def batch(self, index: Tensor) -> dict[str, Tensor]:
         members = self.groups[index]
@@ -54,6 +62,8 @@ class GroupedScan:
         }
         if self.truth_patches is not None:
             batch["truth"] = self.truth_patches[members]
+        if self.scales is not None:
+            batch["scale"] = self.scales[index]
         return batch
 
 
@@ -65,16 +75,22 @@ def group_scan(
     seed: int = 0,
     k_neighbours: int = 7,
     with_truth: bool = False,
+    reference_scale: float | None = None,
+    selection: str = "random",
 ) -> GroupedScan:
-    """Group a scan for training or validation (see ``physics.grouping``)."""
+    """Group a scan for training or validation (see ``physics.grouping``).
+
+    With ``reference_scale`` the scan is normalised by its own intensity scale s (see
+    :class:`GroupedScan`): amplitudes x reference / s, and ``scales`` = s for every group.
+    """
     n_channels = gridsize**2
     if scan.n_patterns < n_channels:
         raise ConfigError(
             f"gridsize {gridsize} needs at least {n_channels} positions per group, but the scan has only "
             f"{scan.n_patterns}"
         )
-    groups = order_by_angle(scan.positions,
-                            group_neighbours(scan.positions, gridsize, n_groups, seed, k_neighbours=k_neighbours))
+    groups = order_by_angle(scan.positions, group_neighbours(scan.positions, gridsize, n_groups, seed,
+                                                             k_neighbours=k_neighbours, selection=selection))
     offsets = group_offsets(scan.positions, groups)
     truth = None
     if with_truth:
@@ -82,12 +98,89 @@ def group_scan(
             raise ConfigError("this model type needs the true object ('objectGuess') in the training data")
         truth = extract_patches(torch.from_numpy(scan.object_truth), torch.from_numpy(scan.positions),
                                 scan.patch_size).to(torch.complex64)
+    amplitudes = torch.from_numpy(np.ascontiguousarray(scan.amplitudes, dtype=np.float32))
+    scales = None
+    if reference_scale is not None:
+        own = intensity_scale(scan.amplitudes)
+        if own != reference_scale:
+            amplitudes = amplitudes * float(reference_scale / own)
+        scales = torch.full((len(groups),), own, dtype=torch.float32)
     return GroupedScan(
-        amplitudes=torch.from_numpy(np.ascontiguousarray(scan.amplitudes, dtype=np.float32)),
+        amplitudes=amplitudes,
         positions=torch.from_numpy(np.asarray(scan.positions, dtype=np.float32)),
         groups=torch.from_numpy(np.asarray(groups, dtype=np.int64)),
         offsets=torch.from_numpy(np.asarray(offsets, dtype=np.float32)),
         truth_patches=truth,
+        scales=scales,
+    )
+
+
+#: Largest relative difference between two scans' probes (each scaled to unit power, global phase removed)
+#: that still counts as the same probe. Simulated or re-saved copies of one probe differ by ~1e-7.
+PROBE_TOLERANCE = 1e-3
+
+
+def probe_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Relative L2 difference of two probes (modes, N, N) after scaling each to unit total power and
+    removing their global phase difference: 0 for the same probe at another dose or phase."""
+    a = np.asarray(a, dtype=np.complex128)
+    b = np.asarray(b, dtype=np.complex128)
+    if a.shape != b.shape:
+        return float("inf")
+    a = a / np.sqrt(np.sum(np.abs(a) ** 2))
+    b = b / np.sqrt(np.sum(np.abs(b) ** 2))
+    overlap = np.vdot(b, a)
+    phase = overlap / abs(overlap) if abs(overlap) > 0 else 1.0
+    return float(np.sqrt(np.sum(np.abs(a - b * phase) ** 2)))
+
+
+def split_groups(n_groups: int | None, pattern_counts: Sequence[int]) -> list[int | None]:
+    """Share ``n_groups`` among scans in proportion to their pattern counts (largest remainders, at least
+    one each); ``None`` (one group per position) stays ``None`` for every scan."""
+    if n_groups is None:
+        return [None] * len(pattern_counts)
+    total = sum(pattern_counts)
+    exact = [n_groups * c / total for c in pattern_counts]
+    shares = [int(e) for e in exact]
+    for i in sorted(range(len(exact)), key=lambda i: exact[i] - shares[i], reverse=True)[: n_groups - sum(shares)]:
+        shares[i] += 1
+    return [max(1, s) for s in shares]
+
+
+def group_scans(
+    scans: Sequence[ScanData],
+    gridsize: int,
+    *,
+    n_groups: int | None = None,
+    seed: int = 0,
+    k_neighbours: int = 7,
+    with_truth: bool = False,
+    reference_scale: float | None = None,
+    selection: str = "random",
+) -> GroupedScan:
+    """Group several scans of one instrument into one training set: groups are formed within each scan
+    (never across scans: their positions live in different objects), each scan is normalised by its own
+    intensity scale relative to ``reference_scale`` (default: the first scan's), and the results are
+    concatenated. One scan gives exactly :func:`group_scan` of it with that reference."""
+    if not scans:
+        raise ConfigError("no training scan given")
+    if reference_scale is None:
+        reference_scale = intensity_scale(scans[0].amplitudes)
+    shares = split_groups(n_groups, [scan.n_patterns for scan in scans])
+    parts = [group_scan(scan, gridsize, n_groups=share, seed=seed + 7919 * i, k_neighbours=k_neighbours,
+                        with_truth=with_truth, reference_scale=reference_scale, selection=selection)
+             for i, (scan, share) in enumerate(zip(scans, shares))]
+    if len(parts) == 1:
+        return parts[0]
+    starts = np.cumsum([0] + [int(p.amplitudes.shape[0]) for p in parts[:-1]])
+    truths = [p.truth_patches for p in parts]
+    return GroupedScan(
+        amplitudes=torch.cat([p.amplitudes for p in parts]),
+        positions=torch.cat([p.positions for p in parts]),
+        groups=torch.cat([p.groups + int(start) for p, start in zip(parts, starts)]),
+        offsets=torch.cat([p.offsets for p in parts]),
+        truth_patches=None if any(t is None for t in truths) else torch.cat(truths),  # type: ignore[arg-type]
+        scales=torch.cat([p.scales for p in parts]),  # type: ignore[misc]
     )
 
 

