@@ -29,7 +29,9 @@ def _generator_flops(size: int, n_patterns: int) -> int:
     convolution (biases and element-wise work not counted, as FlopCounterMode does not count them)."""
     from ptychodus_torch_plugin.config import ModelConfig
 
-    channels = list(ModelConfig().channels)
+    config = ModelConfig()
+    channels = list(config.channels)
+    stages = len(channels) - (1 if config.object_support == "central" else 0)  # central: output N/2, padded
 
     def conv(c_in: int, c_out: int, side: int) -> int:
         return 2 * 9 * c_in * c_out * side * side
@@ -39,7 +41,7 @@ def _generator_flops(size: int, n_patterns: int) -> int:
         total += conv(c_in, c_out, side) + conv(c_out, c_out, side)
         side //= 2
     decoder, back = 0, list(reversed(channels))
-    for c_in, c_out in zip(back, [*back[1:], back[-1]]):  # decoder: 2x up-sampling, two convolutions
+    for c_in, c_out in list(zip(back, [*back[1:], back[-1]]))[:stages]:  # decoder: 2x up-sampling, two convolutions
         side *= 2
         decoder += conv(c_in, c_out, side) + conv(c_out, c_out, side)
     decoder += conv(back[-1], n_patterns, side)  # output head

