@@ -67,6 +67,8 @@ CHANGES: dict[str, dict[str, Any]] = {
     "scale": {"scale_trainable": True},
     "wide": {"channels": (32, 64, 128)},
     "paperwide": {"channels": (64, 128, 256)},
+    "deep": {"channels": (16, 32, 64, 128)},
+    "deep5": {"channels": (16, 32, 64, 128, 128)},
     "compact": {"group_selection": "compact"},
     "shared": {"group_encoder": "shared"},
     "k3": {"k_neighbours": 3},

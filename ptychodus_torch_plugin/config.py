@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from .errors import ConfigError
 
-SchedulerName = Literal["constant", "exponential", "cosine", "plateau"]
-LossName = Literal["poisson", "mae"]
 SCHEDULERS: tuple[str, ...] = ("constant", "exponential", "cosine", "plateau")
 LOSSES: tuple[str, ...] = ("poisson", "mae")
 OBJECT_SUPPORTS: tuple[str, ...] = ("full", "central")

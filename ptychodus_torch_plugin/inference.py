@@ -24,11 +24,11 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch import nn
 
 from .data.scan import ScanData
 from .distributed import SINGLE_PROCESS, DistributedContext
 from .errors import ConfigError
+from .models.base import TrainableModel
 from .performance import PerformanceConfig, inference_forward, resolve
 from .physics import ObjectAccumulator
 from .physics.grouping import group_neighbours, order_by_angle
@@ -38,14 +38,14 @@ from .reconstructors.base import Reconstruction
 __all__ = ["Reconstruction", "reconstruct_scan"]
 
 
-def check_compatible(model: nn.Module, scan: ScanData) -> None:
-    size = model.config.patch_size  # type: ignore[attr-defined]
+def check_compatible(model: TrainableModel, scan: ScanData) -> None:
+    size = model.config.patch_size
     if scan.patch_size != size:
         raise ConfigError(
             f"the model was trained on {size}x{size} patterns but this scan has "
             f"{scan.patch_size}x{scan.patch_size}; train a model for this pattern size"
         )
-    needed = model.config.n_channels  # type: ignore[attr-defined]
+    needed = model.config.n_channels
     if scan.n_patterns < needed:
         raise ConfigError(f"the model needs groups of {needed} positions but the scan has {scan.n_patterns}")
 
@@ -102,9 +102,17 @@ def keep_resident(amplitude_bytes: int, device: torch.device, available: int | N
     return available is not None and amplitude_bytes <= available // 4
 
 
+def patterns_are_independent(model: TrainableModel) -> bool:
+    """True when the network maps each pattern to its patch on its own (``group_encoder`` shared, or
+    gridsize 1): inference then passes every pattern through it once, instead of once per group it belongs
+    to (about gridsize² times), and stitches the same patches, so the object is the same for a quarter of
+    the work at gridsize 2. The group only matters in training, through the overlap constraint."""
+    return model.config.gridsize == 1 or model.config.group_encoder == "shared"
+
+
 @torch.no_grad()
 def reconstruct_scan(
-    model: nn.Module,
+    model: TrainableModel,
     scan: ScanData,
     *,
     batch_size: int = 256,
@@ -117,8 +125,8 @@ def reconstruct_scan(
 ) -> Reconstruction:
     """Stitched complex object over every position of ``scan``.
 
-    ``progress(done, total)`` is called after each chunk with the patterns (groups x gridsize²) passed
-    through the network so far (this rank's share under torchrun). With ``distributed`` enabled every rank must call this with the same scan and model; each stitches its
+    ``progress(done, total)`` is called after each chunk with the patterns (groups x gridsize², or one per
+    position when :func:`patterns_are_independent`) passed through the network so far (this rank's share under torchrun). With ``distributed`` enabled every rank must call this with the same scan and model; each stitches its
     share and every rank returns the whole object.
     """
     if batch_size < 1:
@@ -126,7 +134,7 @@ def reconstruct_scan(
     check_compatible(model, scan)
     device = device or next(model.parameters()).device
     options = resolve(performance, device, "inference")
-    gridsize = model.config.gridsize  # type: ignore[attr-defined]
+    gridsize = 1 if patterns_are_independent(model) else model.config.gridsize
     size = scan.patch_size
     check_memory(tuple(scan.object_shape), size, gridsize, min(batch_size, scan.n_patterns), device)
     model = model.to(device).eval()
@@ -142,8 +150,8 @@ def reconstruct_scan(
         groups = groups.to(device)
     elif device.type == "cuda":
         amplitudes = amplitudes.pin_memory()
-    gain = float(model.scale.detach()) / intensity_scale(amplitudes)  # type: ignore[attr-defined]
-    weights = model.illumination().to(device)  # type: ignore[operator]
+    gain = float(model.scale.detach()) / intensity_scale(amplitudes)
+    weights = model.illumination().to(device)
     accumulator = ObjectAccumulator(tuple(scan.object_shape), device=device, dtype=torch.complex64)
     placement = accumulator.place(np.asarray(scan.positions, dtype=np.float64), size)
     chunk_groups = min(batch_size, max(int(groups.shape[0]), 1))

@@ -16,12 +16,22 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Generic, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pluggy
 
 from . import PROJECT_NAME, __version__, hookspecs
 from .errors import ConfigError, PluginError
+
+if TYPE_CHECKING:  # annotations only: building the host must not import torch-heavy modules
+    import torch
+
+    from .accelerators import Accelerator
+    from .loggers.base import LoggerBackend, RunStatus
+    from .models.base import ModelType
+    from .reconstructors.base import Reconstructor
+    from .training.context import RunContext
 
 ENTRY_POINT_GROUP = "ptychodus_torch"
 LOAD_PLUGINS_ENV = "PTYCHODUS_TORCH_LOAD_PLUGINS"
@@ -163,9 +173,6 @@ class PluginHost:
     def _record_for(self, plugin_name: str) -> PluginRecord | None:
         return next((r for r in self.records if r.name == plugin_name), None)
 
-    def _lookup(self, kind: str, name: str, flag: str) -> Any:
-        return self._find(kind, name, flag).backend
-
     def _find(self, kind: str, name: str, flag: str) -> Registered[Any]:
         registry = self._registry(kind)
         found = registry.get(name.casefold())
@@ -174,39 +181,56 @@ class PluginHost:
             raise ConfigError(f"unknown {flag} '{name}'. Registered: {known}")
         return found
 
-    def loggers(self) -> dict[str, Registered[Any]]:
+    def loggers(self) -> dict[str, Registered[LoggerBackend]]:
         return dict(self._registry("loggers"))
 
-    def logger_backend(self, name: str) -> Any:
-        """The :class:`~.loggers.base.LoggerBackend` registered as ``name`` (``--logger NAME``)."""
-        return self._lookup("loggers", name, "logger")
+    def logger_backend(self, name: str) -> LoggerBackend:
+        """The logger backend registered as ``name`` (``--logger NAME``)."""
+        backend: LoggerBackend = self._find("loggers", name, "logger").backend
+        return backend
 
-    def accelerators(self) -> dict[str, Any]:
-        """Every registered :class:`~.accelerators.Accelerator` by name."""
+    def accelerators(self) -> dict[str, Accelerator]:
+        """Every registered accelerator by name."""
         return {key: r.backend for key, r in self._registry("accelerators").items()}
 
-    def resolve_device(self, spec: str) -> Any:
+    def resolve_device(self, spec: str) -> torch.device:
         """``--accelerator`` to a ``torch.device``; see :func:`.accelerators.resolve_device`."""
         from .accelerators import resolve_device
 
         return resolve_device(spec, self.accelerators())
 
-    def model_types(self) -> dict[str, Registered[Any]]:
+    def model_types(self) -> dict[str, Registered[ModelType]]:
         return dict(self._registry("model_types"))
 
-    def model_type(self, name: str) -> Any:
-        """The :class:`~.models.base.ModelType` registered as ``name`` (``--model NAME``)."""
-        return self._lookup("model_types", name, "model type")
+    def model_type(self, name: str) -> ModelType:
+        """The model type registered as ``name`` (``--model NAME``)."""
+        model_type: ModelType = self._find("model_types", name, "model type").backend
+        return model_type
 
-    def reconstructors(self) -> dict[str, Registered[Any]]:
+    def reconstructors(self) -> dict[str, Registered[Reconstructor]]:
         return dict(self._registry("reconstructors"))
 
-    def reconstructor(self, name: str) -> Registered[Any]:
+    def reconstructor(self, name: str) -> Registered[Reconstructor]:
         """The :class:`~.reconstructors.base.Reconstructor` registered as ``name`` (``--reconstructor
         NAME``), with the plugin that registered it (named when it fails)."""
         return self._find("reconstructors", name, "reconstructor")
 
-    # -- trainer events -------------------------------------------------------------------------------
+    # -- trainer events: one typed method per hook ----------------------------------------------------
+
+    def train_start(self, run: RunContext) -> None:
+        self.notify("ptychodus_torch_train_start", run=run)
+
+    def epoch_end(self, run: RunContext, epoch: int, metrics: Mapping[str, float]) -> None:
+        self.notify("ptychodus_torch_epoch_end", run=run, epoch=epoch, metrics=metrics)
+
+    def checkpoint_saved(self, run: RunContext, path: Path, kind: str) -> None:
+        self.notify("ptychodus_torch_checkpoint_saved", run=run, path=path, kind=kind)
+
+    def train_end(self, run: RunContext, status: RunStatus, metrics: Mapping[str, float]) -> None:
+        self.notify("ptychodus_torch_train_end", run=run, status=status, metrics=metrics)
+
+    def train_failed(self, run: RunContext, error: BaseException) -> None:
+        self.notify("ptychodus_torch_train_failed", run=run, error=error)
 
     def notify(self, hook_name: str, **kwargs: Any) -> None:
         """Call a trainer-event hook on every plugin; one that raises is reported once and skipped.

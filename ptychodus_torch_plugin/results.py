@@ -5,6 +5,7 @@ used by training's final reconstruction and by the ``reconstruct`` command alike
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +49,23 @@ def save_reconstruction(path: Path, recon: Reconstruction, scan: ScanData, quali
         np.savez_compressed(handle, **arrays)
 
     return atomic_write(path, write)
+
+
+@dataclass(frozen=True)
+class WrittenResults:
+    npz: Path
+    picture: Path
+    quality: dict[str, float] | None
+    """Scores against the truth (``None`` without one)."""
+
+
+def write_results(folder: Path, recon: Reconstruction, scan: ScanData, title: str = "") -> WrittenResults:
+    """What every reconstruction leaves in ``folder``: ``reconstruction.npz`` (:func:`save_reconstruction`)
+    and ``reconstruction.png`` (amplitude and phase, beside the truth when known), scored once."""
+    from .pictures import save_object_figure
+
+    quality = quality_of(recon, scan)
+    npz = save_reconstruction(Path(folder) / "reconstruction.npz", recon, scan, quality)
+    picture = save_object_figure(Path(folder) / "reconstruction.png", recon.object, scan.object_truth, title=title,
+                                 weights=recon.weights)
+    return WrittenResults(npz, picture, quality)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -148,3 +149,29 @@ def test_model_files_without_the_new_settings_rebuild_as_they_were_made():
     assert float(model.scale) == pytest.approx(2.5) and float(model.gain) == 1.0
     model.load_state_dict({**old_state, "canvas_size": torch.tensor(48)})  # strict: log_gain filled in
     assert float(model.gain) == 1.0
+
+
+@pytest.mark.parametrize("encoder", ["shared", "joint"])
+def test_inference_passes_each_pattern_once_when_patterns_are_independent(encoder):
+    """A shared-encoder network maps each pattern to its patch alone, so inference passes every pattern
+    through it once and stitches each position once, with equal weight: exactly what the same weights do
+    as a gridsize-1 model. (Passing it group by group would do four times the work and weight each
+    position by how many groups happened to pick it.) A joint encoder's patches depend on the group, and
+    it keeps the group pass."""
+    from ptychodus_torch_plugin import inference
+    from ptychodus_torch_plugin.data.simulate import SimulationConfig, simulate
+
+    scan = simulate(SimulationConfig(patch_size=32, n_positions=40, nphotons=1e5, seed=4))
+    probe = torch.from_numpy(scan.probe)
+    torch.manual_seed(0)
+    model = PtychoModel(ModelConfig(patch_size=32, gridsize=2, channels=(4, 8, 16), group_encoder=encoder), probe,
+                        30.0, canvas_size=48)
+    passes: list[int] = []
+    result = inference.reconstruct_scan(model, scan, batch_size=16, progress=lambda done, total: passes.append(total))
+    assert inference.patterns_are_independent(model) == (encoder == "shared")
+    assert passes[-1] == (scan.n_patterns if encoder == "shared" else 4 * scan.n_patterns)
+    if encoder == "shared":
+        single = PtychoModel(ModelConfig(patch_size=32, gridsize=1, channels=(4, 8, 16)), probe, 30.0)
+        single.load_state_dict(model.state_dict())
+        alone = inference.reconstruct_scan(single, scan, batch_size=16)
+        np.testing.assert_allclose(result.object, alone.object, rtol=1e-5, atol=1e-6)

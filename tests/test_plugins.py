@@ -121,8 +121,8 @@ def test_trainer_event_failure_is_reported_once_and_others_still_run(tmp_path):
     run = RunContext(output_dir=tmp_path, run_dir=tmp_path, device="cpu")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        host.notify("ptychodus_torch_epoch_end", run=run, epoch=0, metrics={"loss": 1.0})
-        host.notify("ptychodus_torch_epoch_end", run=run, epoch=1, metrics={"loss": 0.5})
+        host.epoch_end(run, 0, {"loss": 1.0})
+        host.epoch_end(run, 1, {"loss": 0.5})
     assert calls == [(0, {"loss": 1.0}), (1, {"loss": 0.5})]
     assert len([w for w in caught if "bad plugin" in str(w.message)]) == 1
 
@@ -190,3 +190,18 @@ def test_importing_package_and_building_host_does_not_import_optional_backends()
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().replace("'", '"')) == []
+
+
+def test_every_hook_has_a_typed_host_method():
+    """One host method per hook (as tox 4 wraps pluggy): registration hooks by kind, events by name."""
+    import inspect
+
+    from ptychodus_torch_plugin import hookspecs
+    from ptychodus_torch_plugin.plugins import REGISTRATION_HOOKS, PluginHost
+
+    hooks = [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("ptychodus_torch_")]
+    registration = set(REGISTRATION_HOOKS.values())
+    for name in hooks:
+        method = name.removeprefix("ptychodus_torch_register_") if name in registration else name.removeprefix(
+            "ptychodus_torch_")
+        assert callable(getattr(PluginHost, method, None)), f"no PluginHost.{method} for {name}"

@@ -80,12 +80,11 @@ def run(args: argparse.Namespace) -> int:
     from ..distributed import distributed_session
     from ..models.model_file import load_model
     from ..performance import resolve
-    from ..pictures import save_object_figure
     from ..plugins import build_plugin_host
     from ..reconstructors.base import ReconstructRequest
     from ..reconstructors.run import check_request, default_reconstructor, run_reconstructor
     from ..reconstructors.seeding import load_initial_object
-    from ..results import quality_of, save_reconstruction
+    from ..results import write_results
 
     host = build_plugin_host()
     name = args.reconstructor or default_reconstructor(args.model is not None)
@@ -109,11 +108,9 @@ def run(args: argparse.Namespace) -> int:
             bars.close()
         if not distributed.is_main:
             return 0
-    quality = quality_of(recon, scan)
     out = Path(args.output_dir)
-    npz = save_reconstruction(out / "reconstruction.npz", recon, scan, quality)
-    png = save_object_figure(out / "reconstruction.png", recon.object, scan.object_truth, weights=recon.weights,
-                             title=name)
+    written = write_results(out, recon, scan, title=name)
+    npz, png, quality = written.npz, written.picture, written.quality
     product = None
     if args.ptychodus_dir is not None:
         from dataclasses import replace

@@ -61,9 +61,10 @@ class TorchSettings:
         self.k_neighbours = group.create_integer_parameter("k_neighbours", training.k_neighbours, minimum=1)
         self.group_selection = group.create_string_parameter("group_selection", training.group_selection)
         self.n_images = group.create_integer_parameter("n_images", 0, minimum=0)  # 0 = one group per position
-        self.seed = group.create_integer_parameter("seed", 0, minimum=0)
-        self.deterministic = group.create_boolean_parameter("deterministic", False)
-        self.image_every_n_epochs = group.create_integer_parameter("image_every_n_epochs", 0, minimum=0)
+        self.seed = group.create_integer_parameter("seed", training.seed, minimum=0)
+        self.deterministic = group.create_boolean_parameter("deterministic", training.deterministic)
+        self.image_every_n_epochs = group.create_integer_parameter("image_every_n_epochs",
+                                                                   training.image_every_n_epochs, minimum=0)
         self.output_dir = group.create_path_parameter("output_dir", Path())
         # execution
         self.accelerator = group.create_string_parameter("accelerator", "auto")

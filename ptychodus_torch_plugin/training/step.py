@@ -15,16 +15,17 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..distributed import SINGLE_PROCESS, DistributedContext
+from ..models.base import TrainableModel
 from ..performance import ResolvedPerformance, apply_memory_format, as_input, autocast, compile_or_eager
 
 Batch = Mapping[str, Tensor]
 
 
-def loss_from_patches(model: nn.Module, patches: Tensor, batch: Batch) -> Tensor:
+def loss_from_patches(model: TrainableModel, patches: Tensor, batch: Batch) -> Tensor:
     """The model's loss for network output ``patches``. Model types split the step in two (``forward``, then
     ``loss_from_patches``) because DDP must wrap the network pass alone: the loss also uses the probe and
     scale, and gradient synchronisation is triggered by the wrapped forward."""
-    return model.loss_from_patches(patches, batch)  # type: ignore[operator]
+    return model.loss_from_patches(patches, batch)
 
 
 def _no_buffer_sync() -> dict[str, bool]:
@@ -56,7 +57,6 @@ class TrainStep:
         if distributed.enabled:
             network = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                               **_no_buffer_sync())
-        self.network = network
         self.forward = network
         if options.compile and example is not None:
             self.forward = compile_or_eager(network, self._trial(example), what="network (training)")

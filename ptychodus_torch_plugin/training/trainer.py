@@ -37,8 +37,8 @@ from ..models.model_file import MODEL_FILE_NAME, plain, save_model
 from ..performance import as_input, autocast, resolve
 from ..physics.canvas import group_canvas_size
 from ..physics.scale import intensity_scale
-from ..pictures import save_loss_figure, save_object_figure
-from ..results import quality_of, save_reconstruction
+from ..pictures import save_loss_figure
+from ..results import write_results
 from ..plugins import PluginHost, build_plugin_host
 from .checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
 from .context import RunContext
@@ -208,9 +208,10 @@ class Trainer:
                               "(expected lightning_logs/version_<N>/checkpoints/last.pt)")
         return run_dir  # type: ignore[return-value]
 
-    def _notify(self, hook: str, **kwargs: Any) -> None:
-        if self.distributed.is_main:
-            self.host.notify(hook, **kwargs)
+    @property
+    def _events(self) -> PluginHost | None:
+        """Where trainer events go: the plugin host on the main rank, nowhere on the others."""
+        return self.host if self.distributed.is_main else None
 
     def _restore(self, state: dict[str, Any]) -> None:
         stored = state.get("model_config")
@@ -304,17 +305,20 @@ class Trainer:
         self.logger.log_hyperparams(hyperparams)
         context = RunContext(output_dir=Path(self.config.output_dir), run_dir=run_dir, device=str(self.device),
                              hyperparams=hyperparams, epoch=self.progress.epoch)
-        self._notify("ptychodus_torch_train_start", run=context)
+        if events := self._events:
+            events.train_start(context)
         try:
             with deterministic_algorithms(self.device, self.config.deterministic):
                 status = self._loop(context)
                 result = self._finish(context, status)
         except BaseException as error:
-            self._notify("ptychodus_torch_train_failed", run=context, error=error)
+            if events := self._events:
+                events.train_failed(context, error)
             self.logger.finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
             raise
         self.logger.finish(status)
-        self._notify("ptychodus_torch_train_end", run=context, status=status, metrics=result.metrics)
+        if events := self._events:
+            events.train_end(context, status, result.metrics)
         return result
 
     def _create_logger(self, settings: LoggerSettings) -> MetricsLogger:
@@ -329,10 +333,10 @@ class Trainer:
             return _FailedLogger(exc)
 
     def _loop(self, context: RunContext) -> RunStatus:
-        config, p = self.config, self.progress
+        p = self.progress
         consensus = StopConsensus(self.distributed)
         with StopRequest() as stop:
-            while p.epoch < config.max_epochs:
+            while p.epoch < self.config.max_epochs:
                 epoch = p.epoch
                 started = time.perf_counter()
                 outcome = self._train_epoch(epoch, stop, consensus)
@@ -340,43 +344,61 @@ class Trainer:
                     _log.warning("stop requested (%s): epoch %d abandoned; the last checkpoint holds epoch %d",
                                  stop.signal_name, epoch, epoch - 1)
                     return "KILLED"
-                train_loss, patterns = outcome
-                val_loss = (_mean_loss(self.step, self.val_data, config.batch_size, self.distributed)
-                            if self.val_data else None)
-                monitored = val_loss if val_loss is not None else train_loss
-                lr = current_lr(self.optimizer)
-                step_scheduler(self.scheduler, monitored)
-                seconds = time.perf_counter() - started
-                p.elapsed_s += seconds
-                p.epoch = epoch + 1
-                metrics = {"train_loss": train_loss, "lr": lr, "epoch_seconds": seconds,
-                           "elapsed_seconds": p.elapsed_s, "patterns_per_second": patterns / max(seconds, 1e-9)}
-                if val_loss is not None:
-                    metrics["val_loss"] = val_loss
-                improved = monitored < p.best_loss
-                if improved:
-                    p.best_loss, p.epochs_without_improvement = monitored, 0
-                else:
-                    p.epochs_without_improvement += 1
-                p.history.append({"epoch": float(epoch), **metrics})
-                self.logger.log_metrics(metrics, epoch=epoch, step=p.step)
-                self._save_checkpoints(context, improved)
-                context.epoch = p.epoch
-                self._notify("ptychodus_torch_epoch_end", run=context, epoch=epoch, metrics=metrics)
-                if (config.image_every_n_epochs and p.epoch % config.image_every_n_epochs == 0
-                        and self.distributed.is_main):
-                    self._log_pictures(epoch)
-                if not self.quiet:
-                    shown = f"val_loss {val_loss:.5g} " if val_loss is not None else ""
-                    tqdm.write(f"epoch {epoch + 1}/{config.max_epochs}: train_loss {train_loss:.5g} {shown}"
-                               f"lr {lr:.3g} ({metrics['patterns_per_second']:.0f} patterns/s)")
-                if (config.early_stopping_patience is not None
-                        and p.epochs_without_improvement >= config.early_stopping_patience):
-                    _log.info("early stopping after %d epochs without improvement", p.epochs_without_improvement)
+                metrics, improved = self._close_epoch(epoch, *outcome, started)
+                self._end_of_epoch(context, epoch, metrics, improved)
+                if self._should_stop_early():
                     break
                 if consensus.settle(stop.requested):
                     return "KILLED"
         return "FINISHED"
+
+    def _close_epoch(self, epoch: int, train_loss: float, patterns: int, started: float) -> tuple[dict[str, float], bool]:
+        """Validate, step the scheduler, advance the progress record; the epoch's metrics and whether the
+        monitored loss (validation, else training) improved."""
+        p = self.progress
+        val_loss = (_mean_loss(self.step, self.val_data, self.config.batch_size, self.distributed)
+                    if self.val_data else None)
+        monitored = val_loss if val_loss is not None else train_loss
+        lr = current_lr(self.optimizer)
+        step_scheduler(self.scheduler, monitored)
+        seconds = time.perf_counter() - started
+        p.elapsed_s += seconds
+        p.epoch = epoch + 1
+        metrics = {"train_loss": train_loss, "lr": lr, "epoch_seconds": seconds,
+                   "elapsed_seconds": p.elapsed_s, "patterns_per_second": patterns / max(seconds, 1e-9)}
+        if val_loss is not None:
+            metrics["val_loss"] = val_loss
+        improved = monitored < p.best_loss
+        if improved:
+            p.best_loss, p.epochs_without_improvement = monitored, 0
+        else:
+            p.epochs_without_improvement += 1
+        p.history.append({"epoch": float(epoch), **metrics})
+        return metrics, improved
+
+    def _end_of_epoch(self, context: RunContext, epoch: int, metrics: dict[str, float], improved: bool) -> None:
+        """Everything a finished epoch leaves behind: its metrics row, checkpoints, the plugins' event,
+        pictures every few epochs and the progress line."""
+        p = self.progress
+        self.logger.log_metrics(metrics, epoch=epoch, step=p.step)
+        self._save_checkpoints(context, improved)
+        context.epoch = p.epoch
+        if events := self._events:
+            events.epoch_end(context, epoch, metrics)
+        every = self.config.image_every_n_epochs
+        if every and p.epoch % every == 0 and self.distributed.is_main:
+            self._log_pictures(epoch)
+        if not self.quiet:
+            shown = f"val_loss {metrics['val_loss']:.5g} " if "val_loss" in metrics else ""
+            tqdm.write(f"epoch {epoch + 1}/{self.config.max_epochs}: train_loss {metrics['train_loss']:.5g} "
+                       f"{shown}lr {metrics['lr']:.3g} ({metrics['patterns_per_second']:.0f} patterns/s)")
+
+    def _should_stop_early(self) -> bool:
+        patience = self.config.early_stopping_patience
+        if patience is not None and self.progress.epochs_without_improvement >= patience:
+            _log.info("early stopping after %d epochs without improvement", self.progress.epochs_without_improvement)
+            return True
+        return False
 
     def _save_checkpoints(self, context: RunContext, improved: bool) -> None:
         if not self.distributed.is_main:
@@ -384,7 +406,7 @@ class Trainer:
         state = self._checkpoint_state()
         for kind in ("last", "best") if improved else ("last",):
             path = save_checkpoint(self.run_dir, kind, state)
-            self._notify("ptychodus_torch_checkpoint_saved", run=context, path=path, kind=kind)
+            self.host.checkpoint_saved(context, path, kind)  # only the main rank gets here
 
     def _evaluation_scan(self) -> ScanData:
         return self.test_scan if self.test_scan is not None else self.train_scan
@@ -402,38 +424,41 @@ class Trainer:
         self.logger.log_image("phase", np.angle(recon.object), epoch=epoch, step=self.progress.step)
 
     def _finish(self, context: RunContext, status: RunStatus) -> TrainResult:
+        """The model file (best weights) and, unless stopped, the final reconstruction of the evaluation
+        scan with its scores, pictures and loss curve."""
         p = self.progress
         if p.epoch == 0:
             return TrainResult(status, self.run_dir, None, 0)
-        if not self.distributed.is_main:  # rank 0 writes the model and the results
-            metrics = {k: v for k, v in p.history[-1].items() if k != "epoch"}
-            return TrainResult(status, self.run_dir, None, p.epoch, metrics, None, p.history)
         metrics = {k: v for k, v in p.history[-1].items() if k != "epoch"}
+        if not self.distributed.is_main:  # rank 0 writes the model and the results
+            return TrainResult(status, self.run_dir, None, p.epoch, metrics, None, p.history)
+        model_path = self._save_model(context, status)
+        if status == "KILLED":  # stop promptly: the model is saved, the final pictures can wait
+            return TrainResult(status, self.run_dir, model_path, p.epoch, metrics, None, p.history)
+        written = write_results(self.run_dir, self._reconstruct(), self._evaluation_scan(),
+                                title=f"after {p.epoch} epochs")
+        if written.quality is not None:
+            # Re-log the last epoch's row with the quality columns added: one row per epoch stays true.
+            final = {**metrics, **{f"final_{k}": v for k, v in written.quality.items()}}
+            self.logger.log_metrics(final, epoch=p.epoch - 1, step=p.step)
+        losses = {k: [h[k] for h in p.history if k in h] for k in ("train_loss", "val_loss")}
+        curve = save_loss_figure(self.run_dir / "loss.png", [int(h["epoch"]) for h in p.history],
+                                 {k: v for k, v in losses.items() if v})
+        for path in (written.picture, curve):
+            self.logger.log_artifact(path)
+        return TrainResult(status, self.run_dir, model_path, p.epoch, metrics, written.quality, p.history)
+
+    def _save_model(self, context: RunContext, status: RunStatus) -> Path:
+        """The model file, with the best weights rather than merely the last ones."""
+        p = self.progress
         best = checkpoint_path(self.run_dir, "best")
         if best.is_file():  # the model file holds the best weights, not merely the last ones
             self.model.load_state_dict(load_checkpoint(best)["model"])
         info = {"epochs": p.epoch, "best_loss": p.best_loss, "training": self.config.flat(), "status": status}
         model_path = save_model(self.model, self.config.model, self.run_dir / MODEL_FILE_NAME, info)
-        self._notify("ptychodus_torch_checkpoint_saved", run=context, path=model_path, kind="model")
+        self.host.checkpoint_saved(context, model_path, "model")  # only the main rank gets here
         self.logger.log_artifact(model_path)
-        if status == "KILLED":  # stop promptly: the model is saved, the final pictures can wait
-            return TrainResult(status, self.run_dir, model_path, p.epoch, metrics, None, p.history)
-        recon = self._reconstruct()
-        scan = self._evaluation_scan()
-        quality = quality_of(recon, scan)
-        if quality is not None:
-            # Re-log the last epoch's row with the quality columns added: one row per epoch stays true.
-            final = {**metrics, **{f"final_{k}": v for k, v in quality.items()}}
-            self.logger.log_metrics(final, epoch=p.epoch - 1, step=p.step)
-        save_reconstruction(self.run_dir / "reconstruction.npz", recon, scan, quality)
-        picture = save_object_figure(self.run_dir / "reconstruction.png", recon.object, scan.object_truth,
-                                     title=f"after {p.epoch} epochs", weights=recon.weights)
-        losses = {k: [h[k] for h in p.history if k in h] for k in ("train_loss", "val_loss")}
-        curve = save_loss_figure(self.run_dir / "loss.png", [int(h["epoch"]) for h in p.history],
-                                 {k: v for k, v in losses.items() if v})
-        for path in (picture, curve):
-            self.logger.log_artifact(path)
-        return TrainResult(status, self.run_dir, model_path, p.epoch, metrics, quality, p.history)
+        return model_path
 
 
 def train(config: TrainingConfig, execution: ExecutionConfig | None = None,

@@ -27,7 +27,7 @@ def test_defaults_match_the_command_line(settings):
 
     config = settings.training_config("pinn", Path("data.npz"), Path("out"))
     reference = TrainingConfig(train_data_file=Path("data.npz"), output_dir=Path("out"), quiet=True,
-                               image_every_n_epochs=0, model=ModelConfig())
+                               model=ModelConfig())
     assert config == reference
     assert settings.execution_config().accelerator == ExecutionConfig().accelerator
     assert settings.execution_config().performance == ExecutionConfig().performance

@@ -98,13 +98,22 @@ def test_cuda_graphs_without_cuda_is_one_line_and_exit_2(tiny_scans, tmp_path, c
 
 
 def test_disable_mlflow_is_deprecated_and_means_no_logger(tiny_scans, tmp_path):
-    result = _python(["-W", "always::DeprecationWarning", "-m", "ptychodus_torch_plugin.train",
+    """A plain run, no -W flag: the warning is on stderr all the same."""
+    result = _python(["-m", "ptychodus_torch_plugin.train",
                       "--train_data_file", str(tiny_scans[0]), "--output_dir", "out", "--max_epochs", "1",
                       "--accelerator", "cpu", "--disable_mlflow", *TINY], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "DeprecationWarning" in result.stderr and "--logger none --quiet" in result.stderr
     assert result.stdout == ""  # quiet
     assert not (tmp_path / "out" / "lightning_logs" / "version_0" / "metrics.csv").exists()
+
+
+def test_a_user_filter_still_decides_about_the_deprecation_warning(tiny_scans, tmp_path):
+    result = _python(["-W", "ignore::DeprecationWarning", "-m", "ptychodus_torch_plugin.train",
+                      "--train_data_file", str(tiny_scans[0]), "--output_dir", "out", "--max_epochs", "1",
+                      "--accelerator", "cpu", "--disable_mlflow", *TINY], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "DeprecationWarning" not in result.stderr
 
 
 def test_ctrl_c_stops_after_a_checkpoint_and_keeps_finished_epochs(tiny_scans, tmp_path):
@@ -134,3 +143,17 @@ def test_ctrl_c_stops_after_a_checkpoint_and_keeps_finished_epochs(tiny_scans, t
     assert resumed.returncode == 0, resumed.stderr
     with open(run_dir / "metrics.csv", newline="") as handle:
         assert [int(r["epoch"]) for r in csv.DictReader(handle)] == list(range(len(epochs) + 1))
+
+
+def test_command_line_defaults_are_the_config_defaults(tmp_path):
+    """One source of truth: a bare `train` command builds exactly the dataclasses' defaults."""
+    import argparse
+
+    from ptychodus_torch_plugin.cli.train import add_arguments, build_configs
+    from ptychodus_torch_plugin.config import ExecutionConfig, ModelConfig, TrainingConfig
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    training, execution = build_configs(parser.parse_args(["--train_data_file", "a.npz", "--output_dir", "out"]))[:2]
+    assert training == TrainingConfig(train_data_file=Path("a.npz"), output_dir=Path("out"), model=ModelConfig())
+    assert execution.accelerator == ExecutionConfig().accelerator
