@@ -10,7 +10,7 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import PtychodusTorchError
@@ -51,6 +51,15 @@ def run_command(run, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     except KeyboardInterrupt:
         print("ptychodus-torch: interrupted", file=sys.stderr)
         return 130
+
+
+def run_standalone(prog: str, description: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+                   run: Callable[[argparse.Namespace], int | None], argv: Sequence[str] | None) -> int:
+    """One command as its own program (``python -m ptychodus_torch_plugin.train``, ...): its parser, then
+    :func:`run_command`."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_arguments(parser)
+    return run_command(run, parser.parse_args(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

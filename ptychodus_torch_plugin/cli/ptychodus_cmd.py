@@ -53,11 +53,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .main import run_command
+    from .main import run_standalone
 
-    parser = argparse.ArgumentParser(prog="ptychodus-torch ptychodus", description=HELP)
-    add_arguments(parser)
-    return run_command(run, parser.parse_args(argv))
+    return run_standalone("ptychodus-torch ptychodus", HELP, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

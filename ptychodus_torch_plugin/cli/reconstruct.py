@@ -133,11 +133,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .main import run_command
+    from .main import run_standalone
 
-    parser = argparse.ArgumentParser(prog="python -m ptychodus_torch_plugin.reconstruct", description=HELP)
-    add_arguments(parser)
-    return run_command(run, parser.parse_args(argv))
+    return run_standalone("python -m ptychodus_torch_plugin.reconstruct", HELP, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -166,11 +166,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .main import run_command
+    from .main import run_standalone
 
-    parser = argparse.ArgumentParser(prog="python -m ptychodus_torch_plugin.train", description=HELP)
-    add_arguments(parser)
-    return run_command(run, parser.parse_args(argv))
+    return run_standalone("python -m ptychodus_torch_plugin.train", HELP, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
