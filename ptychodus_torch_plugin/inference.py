@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 import torch
+from torch import nn
 
 from .data.scan import ScanData
 from .distributed import SINGLE_PROCESS, DistributedContext
@@ -157,7 +159,7 @@ def reconstruct_scan(
     chunk_groups = min(batch_size, max(int(groups.shape[0]), 1))
     example = torch.zeros(chunk_groups, gridsize**2, size, size, device=device)
     total, done = int(groups.numel()), 0
-    with inference_forward(model, device, options, example) as forward:
+    with inference_forward(cast(nn.Module, model), device, options, example) as forward:
         for chunk in groups.split(batch_size):
             members = chunk.reshape(-1)
             inputs = amplitudes[members].to(device, non_blocking=True).view(chunk.shape[0], chunk.shape[1], size, size)

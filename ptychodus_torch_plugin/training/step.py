@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -21,11 +22,11 @@ from ..performance import ResolvedPerformance, apply_memory_format, as_input, au
 Batch = Mapping[str, Tensor]
 
 
-def loss_from_patches(model: TrainableModel, patches: Tensor, batch: Batch) -> Tensor:
+def loss_from_patches(model: nn.Module, patches: Tensor, batch: Batch) -> Tensor:
     """The model's loss for network output ``patches``. Model types split the step in two (``forward``, then
     ``loss_from_patches``) because DDP must wrap the network pass alone: the loss also uses the probe and
     scale, and gradient synchronisation is triggered by the wrapped forward."""
-    return model.loss_from_patches(patches, batch)
+    return cast(TrainableModel, model).loss_from_patches(patches, batch)
 
 
 def _no_buffer_sync() -> dict[str, bool]:
