@@ -52,7 +52,7 @@ from ptychodus_torch_plugin.data.scan import ScanData
 from ptychodus_torch_plugin.data.simulate.config import SimulationConfig
 from ptychodus_torch_plugin.data.simulate.simulate import simulate
 from ptychodus_torch_plugin.evaluation import evaluate, region_mask
-from ptychodus_torch_plugin.inference import reconstruct_scan
+from ptychodus_torch_plugin.inference import patterns_are_independent, reconstruct_scan
 from ptychodus_torch_plugin.models.pinn import PtychoModel
 from ptychodus_torch_plugin.performance import PerformanceConfig, resolve
 from ptychodus_torch_plugin.physics.canvas import group_canvas_size
@@ -350,7 +350,9 @@ def measure_training(model0: PtychoModel, data: GroupedScan, config: Performance
 
 def measure_inference(model: PtychoModel, scan: ScanData, config: PerformanceConfig, device: torch.device,
                       batch: int, repeats: int) -> tuple[dict[str, Any], Any]:
-    gridsize = model.config.gridsize
+    # patterns through the network per position: one when each pattern's patch is independent of its group
+    # (gridsize 1, shared encoder: see inference.patterns_are_independent), else gridsize² (every group)
+    per_position = 1 if patterns_are_independent(model) else model.config.gridsize**2
     with capture_warnings() as caught:
         warnings.simplefilter("always")
         started = time.perf_counter()
@@ -367,8 +369,8 @@ def measure_inference(model: PtychoModel, scan: ScanData, config: PerformanceCon
     options = resolve(config, device, "inference")
     result = {
         "options": options.describe(), "batch_groups": batch, "positions": scan.n_patterns,
-        "patterns_per_s": scan.n_patterns * gridsize**2 / seconds,
-        "patterns_per_s_best": scan.n_patterns * gridsize**2 / min(times),
+        "patterns_per_s": scan.n_patterns * per_position / seconds,
+        "patterns_per_s_best": scan.n_patterns * per_position / min(times),
         "positions_per_s": scan.n_patterns / seconds, "scan_s": seconds, "repeat_s": times,
         "first_call_s": first_s,
         "peak_mib": peak_memory_mib(device),
