@@ -106,9 +106,10 @@ def keep_resident(amplitude_bytes: int, device: torch.device, available: int | N
 
 def patterns_are_independent(model: TrainableModel) -> bool:
     """True when the network maps each pattern to its patch on its own (``group_encoder`` shared, or
-    gridsize 1): inference then passes every pattern through it once, instead of once per group it belongs
-    to (about gridsize² times), and stitches the same patches, so the object is the same for a quarter of
-    the work at gridsize 2. The group only matters in training, through the overlap constraint."""
+    gridsize 1). Inference then passes every pattern through it once instead of once per group it belongs
+    to (about gridsize² times): a quarter of the work at gridsize 2, and each position weighted once in the
+    stitch rather than by how many groups picked it (INFER-001). The group only matters in training,
+    through the overlap constraint."""
     return model.config.gridsize == 1 or model.config.group_encoder == "shared"
 
 
@@ -128,8 +129,9 @@ def reconstruct_scan(
     """Stitched complex object over every position of ``scan``.
 
     ``progress(done, total)`` is called after each chunk with the patterns (groups x gridsize², or one per
-    position when :func:`patterns_are_independent`) passed through the network so far (this rank's share under torchrun). With ``distributed`` enabled every rank must call this with the same scan and model; each stitches its
-    share and every rank returns the whole object.
+    position when :func:`patterns_are_independent`) passed through the network so far (this rank's share
+    under torchrun). With ``distributed`` enabled every rank must call this with the same scan and model;
+    each stitches its share and every rank returns the whole object.
     """
     if batch_size < 1:
         raise ConfigError(f"--inference_batch_size must be at least 1, got {batch_size}")

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..config import OBJECT_SUPPORTS
+
 
 def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
@@ -75,7 +77,7 @@ class Decoder(nn.Module):
         return self.head(x)
 
 
-SUPPORTS: tuple[str, ...] = ("full", "central")
+SUPPORTS = OBJECT_SUPPORTS  # one list, kept by the configuration that validates it
 
 
 def support_mask(patch_size: int, support: str) -> torch.Tensor:

@@ -151,11 +151,8 @@ class PtychoModel(nn.Module):
         patches = self.constrained_patches(patches, batch["offsets"])
         predicted = predicted_amplitude(self.probe, patches)
         observed = batch["amplitudes"] / self.scale
-        if "scale" not in batch and not hasattr(self, "log_gain"):  # one scan, fixed scale
-            if self.config.loss == "mae":
-                return amplitude_mae(predicted, observed)
-            return poisson_nll(predicted, observed, scale=self.scale)
-        predicted = predicted * self.gain
+        if hasattr(self, "log_gain"):  # learned only with scale_trainable: no multiply by 1 per step otherwise
+            predicted = predicted * self.log_gain.exp()
         if self.config.loss == "mae":
             return amplitude_mae(predicted, observed)
         # Each group's observed amplitudes are its own scan's over that scan's scale s_i: s_i maps both

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
+from ..config import GROUP_SELECTIONS as SELECTIONS
 from ..errors import ConfigError, DataError
 
-SELECTIONS: tuple[str, ...] = ("random", "compact")
 #: Seeds scored at once by the compact selection (bounds its memory: seeds x combinations x members).
 _COMPACT_CHUNK = 2048
 

@@ -254,7 +254,6 @@ def reconstruct_iterative(request: ReconstructRequest, initial_object: np.ndarra
     return solver.run(request)
 
 
-
 def require_single_process(request: ReconstructRequest) -> None:
     """The iterative solver runs in one process: under ``torchrun`` every rank would repeat the same work,
     so that is refused with a clear error instead."""
