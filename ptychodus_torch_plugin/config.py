@@ -24,6 +24,25 @@ MAX_LEARNING_RATE = 1.0
 """Adam diverges to NaN weights far below this; larger values are refused up front."""
 MAX_SEED = 2**32 - 1
 """NumPy's seeds are 32-bit."""
+FIRST_WIDTH = 16
+"""Width of the first encoder stage when the widths are derived from N (each further stage doubles it)."""
+BOTTLENECK = 4
+"""Side of the encoder's last feature map when the widths are derived from N (QUALITY-003)."""
+
+
+def default_channels(patch_size: int) -> tuple[int, ...]:
+    """Encoder widths for N when none are given: 16, 32, 64, ... with one 2x stage per halving of N down
+    to a 4 x 4 map (log2(N) - 2 stages for a power of two: 3 at N = 32, 4 at N = 64).
+
+    Why depth follows N: every object pixel's information is spread over the whole far-field pattern, so
+    the encoder must see all of it. At N = 64 a three-stage encoder (about 57 px of view) fits the training
+    scans with an object unrelated to the truth (phase Pearson 0.03 on an unseen scan), and a fourth stage
+    reconstructs it (0.76); QUALITY-003 in docs/findings.md.
+    """
+    stages = 1
+    while stages < 8 and patch_size % 2 ** (stages + 1) == 0 and patch_size // 2 ** (stages + 1) >= BOTTLENECK:
+        stages += 1
+    return tuple(FIRST_WIDTH * 2**k for k in range(stages))
 
 
 @dataclass(frozen=True)
@@ -34,8 +53,10 @@ class ModelConfig:
     patch_size: int | None = None
     """N; ``None`` = take it from the training data."""
     gridsize: int = 1
-    channels: tuple[int, ...] = (32, 64, 128)
-    """Encoder widths, one per 2x down-sampling stage (PtychoPINN uses 64, 128, 256 at N = 64)."""
+    channels: tuple[int, ...] | None = None
+    """Encoder widths, one per 2x down-sampling stage (PtychoPINN uses 64, 128, 256 at N = 64). ``None``:
+    derived from N by :func:`default_channels` (16, 32, 64 at N = 32; 16, 32, 64, 128 at N = 64) as soon
+    as N is known, so a stored configuration always names its widths."""
     loss: str = "poisson"
     probe_trainable: bool = False
     scale_trainable: bool = False
@@ -52,18 +73,24 @@ class ModelConfig:
     overlap constraint of the loss) or ``joint`` (one network sees the group's C patterns as channels, as in
     PtychoPINN; the default before QUALITY-002). Identical at gridsize 1."""
 
+    def __post_init__(self) -> None:
+        if self.channels is None and self.patch_size is not None and self.patch_size >= 8:
+            object.__setattr__(self, "channels", default_channels(self.patch_size))
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """The encoder widths; asking before N is known (``channels`` None, ``patch_size`` None) is a bug."""
+        if self.channels is None:
+            raise ConfigError("the encoder widths follow N, which is not known yet: give --channels or --patch_size")
+        return self.channels
+
     def validate(self) -> None:
-        if self.patch_size is not None and (self.patch_size < 8 or self.patch_size % (2 ** len(self.channels)) != 0):
-            raise ConfigError(
-                f"patch size N={self.patch_size} must be at least 8 and divisible by "
-                f"{2 ** len(self.channels)} (one halving per encoder stage)"
-            )
+        if self.patch_size is not None and self.patch_size < 8:
+            raise ConfigError(f"patch size N={self.patch_size} must be at least 8")
+        if self.channels is not None:
+            self._validate_channels()
         if self.gridsize < 1:
             raise ConfigError(f"gridsize must be at least 1, got {self.gridsize}")
-        if not self.channels or any(c < 1 or c > MAX_CHANNELS for c in self.channels):
-            raise ConfigError(f"channels must be integers from 1 to {MAX_CHANNELS}, got {self.channels}")
-        if len(self.channels) > 8:
-            raise ConfigError(f"at most 8 encoder stages are supported, got {len(self.channels)}")
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss '{self.loss}'; choose one of {', '.join(LOSSES)}")
         if self.object_support not in OBJECT_SUPPORTS:
@@ -80,6 +107,16 @@ class ModelConfig:
             raise ConfigError(f"unknown canvas weights '{self.canvas_weights}'; choose one of "
                               f"{', '.join(CANVAS_WEIGHTS)}")
 
+    def _validate_channels(self) -> None:
+        channels = self.widths
+        if not channels or any(c < 1 or c > MAX_CHANNELS for c in channels):
+            raise ConfigError(f"channels must be integers from 1 to {MAX_CHANNELS}, got {channels}")
+        if len(channels) > 8:
+            raise ConfigError(f"at most 8 encoder stages are supported, got {len(channels)}")
+        if self.patch_size is not None and self.patch_size % (2 ** len(channels)) != 0:
+            raise ConfigError(f"patch size N={self.patch_size} must be divisible by {2 ** len(channels)} "
+                              "(one halving per encoder stage)")
+
     @property
     def n_channels(self) -> int:
         """Patterns per group, C = gridsize²."""
@@ -92,7 +129,7 @@ class ModelConfig:
         today's default."""
         known = {f.name for f in fields(cls)}
         values = {**LEGACY_MODEL_VALUES, **{k: v for k, v in values.items() if k in known}}
-        if "channels" in values:
+        if values.get("channels") is not None:
             values["channels"] = tuple(int(c) for c in values["channels"])
         return cls(**values)
 

@@ -31,6 +31,27 @@ def test_generator_gives_bounded_complex_patches(size, gridsize):
     assert patches.angle().abs().max() <= math.pi
 
 
+@pytest.mark.parametrize(("size", "widths"), [(8, (16,)), (16, (16, 32)), (32, (16, 32, 64)),
+                                               (48, (16, 32, 64)), (64, (16, 32, 64, 128)),
+                                               (128, (16, 32, 64, 128, 256))])
+def test_default_encoder_reaches_a_4x4_map_whatever_n(size, widths):
+    """Without --channels the encoder's depth follows N (QUALITY-003: three stages fail at N = 64), and the
+    stored configuration names the widths, so a model file does not depend on this rule later."""
+    config = ModelConfig(patch_size=size)
+    assert config.channels == widths
+    config.validate()
+    assert size // 2 ** len(widths) >= 4 or size < 16
+    assert ModelConfig.from_dict(dict(ModelConfig(patch_size=size).__dict__)).channels == widths
+
+
+def test_default_widths_are_derived_from_the_probe_when_n_is_not_given():
+    model = PtychoModel(ModelConfig(), _probe(64), 1.0)
+    assert model.config.patch_size == 64 and model.config.channels == (16, 32, 64, 128)
+    assert len(model.generator.encoder.stages) == 4
+    with pytest.raises(Exception, match="not known yet"):
+        ModelConfig().widths
+
+
 def test_upsample_matches_nearest_interpolation():
     x = torch.randn(2, 3, 4, 5)
     assert torch.equal(upsample2x(x), torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))

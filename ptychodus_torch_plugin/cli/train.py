@@ -23,7 +23,9 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _channels(text: str) -> tuple[int, ...]:
+def _channels(text: str) -> tuple[int, ...] | None:
+    if text.strip().lower() == "auto":
+        return None
     try:
         values = tuple(int(c) for c in text.split(","))
     except ValueError:
@@ -51,8 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--N", "--patch_size", dest="patch_size", type=int, default=defaults.patch_size,
                        help="pattern size (default: from the data)")
     model.add_argument("--channels", type=_channels, default=defaults.channels,
-                       help="encoder widths, comma-separated (default "
-                            f"{','.join(str(c) for c in defaults.channels)})")
+                       help="encoder widths, comma-separated, or auto (default): 16,32,... with one stage per "
+                            "halving of N down to 4x4 (16,32,64 at N=32; 16,32,64,128 at N=64)")
     model.add_argument("--loss", choices=LOSSES, default=defaults.loss)
     model.add_argument("--probe_trainable", "--probe-trainable", action=argparse.BooleanOptionalAction,
                        default=defaults.probe_trainable,

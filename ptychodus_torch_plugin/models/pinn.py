@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
@@ -71,9 +72,11 @@ class PtychoModel(nn.Module):
 
     def __init__(self, config: ModelConfig, probe: Tensor, intensity_scale: float, canvas_size: int = 0) -> None:
         super().__init__()
+        if config.patch_size is None:  # N is the probe's; the default encoder widths follow it
+            config = replace(config, patch_size=int(torch.as_tensor(probe).shape[-1]))
         config.validate()
         self.config = config
-        self.generator = PatchGenerator(config.n_channels, config.channels, support=config.object_support,
+        self.generator = PatchGenerator(config.n_channels, config.widths, support=config.object_support,
                                         amplitude_max=config.amplitude_max,
                                         shared=config.group_encoder == "shared")
         probe_modes = normalise_probe(as_probe_modes(torch.as_tensor(probe)).to(torch.complex64))

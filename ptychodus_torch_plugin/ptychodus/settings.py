@@ -24,7 +24,10 @@ def optional_path(value: Path) -> Path | None:
     return None if str(value) in ("", ".") else Path(value)
 
 
-def parse_channels(text: str) -> tuple[int, ...]:
+def parse_channels(text: str) -> tuple[int, ...] | None:
+    """Comma-separated widths, or ``auto`` (derived from N, :func:`~..config.default_channels`)."""
+    if text.strip().lower() == "auto":
+        return None
     try:
         channels = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
     except ValueError as error:
@@ -32,6 +35,10 @@ def parse_channels(text: str) -> tuple[int, ...]:
     if not channels:
         raise ConfigError(f"[{GROUP_NAME}] channels must not be empty")
     return channels
+
+
+def _channels_text(channels: tuple[int, ...] | None) -> str:
+    return "auto" if channels is None else ",".join(str(c) for c in channels)
 
 
 class TorchSettings:
@@ -45,7 +52,7 @@ class TorchSettings:
         training = TrainingConfig(train_data_file=Path(), output_dir=Path())
         self.patch_size = group.create_integer_parameter("patch_size", 0, minimum=0)  # 0 = from the data
         self.gridsize = group.create_integer_parameter("gridsize", model.gridsize, minimum=1)
-        self.channels = group.create_string_parameter("channels", ",".join(str(c) for c in model.channels))
+        self.channels = group.create_string_parameter("channels", _channels_text(model.channels))
         self.loss = group.create_string_parameter("loss", model.loss)
         self.probe_trainable = group.create_boolean_parameter("probe_trainable", model.probe_trainable)
         self.scale_trainable = group.create_boolean_parameter("scale_trainable", model.scale_trainable)
