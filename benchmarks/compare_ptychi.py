@@ -218,12 +218,13 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"\n== {result['case']} (pty-chi LSQML final: amplitude SSIM {target['amplitude_ssim']:.3f}, "
           f"phase SSIM {target['phase_ssim']:.3f})")
     print(f"{'method':16} {'epochs':>6} {'wall s':>8} {'amp SSIM':>8} {'ph SSIM':>8} {'amp PSNR':>8} "
-          f"{'ph PSNR':>8} {'FRC':>6} {'s to LSQML':>10}")
+          f"{'ph PSNR':>8} {'FRC':>6} {'amp FRC':>7} {'ph FRC':>6} {'s to LSQML':>10}")
     for row in result["rows"]:
         reach = row["seconds_to_lsqml_quality"]
         print(f"{row['method']:16} {row['epochs']:6d} {row['seconds']:8.2f} {row['amplitude_ssim']:8.3f} "
               f"{row['phase_ssim']:8.3f} {row['amplitude_psnr_db']:8.2f} {row['phase_psnr_db']:8.2f} "
-              f"{row['frc_cutoff']:6.3f} {'-' if reach is None else f'{reach:.2f}':>10}")
+              f"{row['frc_cutoff']:6.3f} {row['amplitude_frc_cutoff']:7.3f} {row['phase_frc_cutoff']:6.3f} "
+              f"{'-' if reach is None else f'{reach:.2f}':>10}")
 
 
 def _models(text: str) -> dict[str, Path]:

@@ -619,7 +619,8 @@ def measure_case(size: int, gridsize: int, variants: list[str], device: torch.de
             "object_shape": list(scan.object_shape), "probe_modes": modes, "batch_groups": batch,
             "infer_batch_groups": infer_batch, "reference_weights": reference_name,
             "fp32_reference_vs_truth": fp32_truth,
-            "network_flops_per_pattern": flops, "parameters": sum(p.numel() for p in model0.parameters())}
+            "network_flops_per_pattern": flops, "parameters": sum(p.numel() for p in model0.parameters()),
+            "encoder_widths": list(model0.config.widths)}
     if args.profile:
         profiled = args.profile_variant or ("bf16+cl" if device.type == "cuda" else variants[0])
         print(f"  N={size} g={gridsize} profiling {profiled}", flush=True)

@@ -29,8 +29,8 @@ def _generator_flops(size: int, n_patterns: int) -> int:
     convolution (biases and element-wise work not counted, as FlopCounterMode does not count them)."""
     from ptychodus_torch_plugin.config import ModelConfig
 
-    config = ModelConfig()
-    channels = list(config.channels)
+    config = ModelConfig(patch_size=size)
+    channels = list(config.widths)
     stages = len(channels) - (1 if config.object_support == "central" else 0)  # central: output N/2, padded
 
     def conv(c_in: int, c_out: int, side: int) -> int:

@@ -76,3 +76,18 @@ def test_region_mask_keeps_well_illuminated_pixels():
     weights[5, 5] = 4.0
     assert region_mask(weights, 0.3).sum() == 1
     assert region_mask(weights, 0.1).sum() == 36
+
+
+def test_amplitude_noise_shows_in_the_amplitude_frc_when_the_phase_dominates(region):
+    """The pictures cases: phase varying ~6x more than amplitude. Noise on the amplitude alone leaves the
+    complex FRC at 1.0 (it follows the phase), so only the amplitude's own FRC tells the two apart."""
+    rng = np.random.default_rng(3)
+    smooth = ndimage.gaussian_filter(rng.standard_normal((96, 96)), 3)
+    truth = (1 + 0.15 * smooth / smooth.std()) * np.exp(1j * 0.9 * ndimage.gaussian_filter(
+        rng.standard_normal((96, 96)), 1.5) / 0.1)
+    noisy_amplitude = np.abs(truth) + 0.3 * ndimage.gaussian_filter(rng.standard_normal((96, 96)), 1)
+    report = evaluate(noisy_amplitude * np.exp(1j * np.angle(truth)), truth, region)
+    clean = evaluate(truth, truth, region)
+    assert clean.amplitude_frc_cutoff == clean.phase_frc_cutoff == 1.0
+    assert report.phase_frc_cutoff == 1.0 and report.amplitude_frc_cutoff < 0.5
+    assert report.amplitude_frc_cutoff < report.frc_cutoff

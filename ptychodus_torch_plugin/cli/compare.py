@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         caption = f"{seconds:.1f} s"
         if quality is not None:
             caption = (f"SSIM amp {quality['amplitude_ssim']:.2f} / phase {quality['phase_ssim']:.2f}\n"
-                       f"FRC {quality['frc_cutoff']:.2f}, {caption}")
+                       f"FRC amp {quality['amplitude_frc_cutoff']:.2f} / phase {quality['phase_frc_cutoff']:.2f}, {caption}")
         captions[name] = caption
         summary[name] = {"seconds": round(seconds, 3), "quality": quality,
                          "epochs": int(recon.history[-1]["epoch"]) if recon.history else None}
