@@ -18,6 +18,9 @@ Cases (``--case``):
   ``mk_lines_img`` and ``dummy_phi``); simulated with this package's forward model, zone-plate probe,
   raster scan, 1e9 photons by default (their default). Amplitude and phase share their structure here, unlike
   ``lines``, whose amplitude and phase are independent thin lines on a flat background.
+- ``disklines``: the ``lines`` objects seen through a flat-phase *disk* probe on a raster, 1e6 photons
+  (``compare_ptychi.py``'s lines case): a real, centro-symmetric probe, so one pattern cannot tell the
+  object from its twin.
 - ``images``: pictures (``SimulationConfig(object_kind="image")``), zone-plate probe, spiral scan, 1e6
   photons; the test sample is the default pair ("camera", "astronaut"), the training samples are *other*
   picture pairs (:data:`TRAIN_PICTURES`).
@@ -71,6 +74,7 @@ CHANGES: dict[str, dict[str, Any]] = {
     "deep5": {"channels": (16, 32, 64, 128, 128)},
     "compact": {"group_selection": "compact"},
     "shared": {"group_encoder": "shared"},
+    "context": {"group_encoder": "context"},
     "k3": {"k_neighbours": 3},
     "k4": {"k_neighbours": 4},
     "k12": {"k_neighbours": 12},
@@ -144,13 +148,18 @@ def simulation(case: str, patch_size: int, positions: int, index: int | None, np
         seed = 2 if index is None else 11 + index
         return SimulationConfig(patch_size=patch_size, n_positions=positions, seed=seed, step_px=step,
                                 nphotons=1e5 if nphotons is None else nphotons)
+    if case == "disklines":
+        seed = 2 if index is None else 11 + index
+        return SimulationConfig(patch_size=patch_size, n_positions=positions, seed=seed, step_px=step,
+                                object_kind="lines", probe_kind="disk", scan_kind="raster",
+                                nphotons=1e6 if nphotons is None else nphotons)
     if case == "images":
         pictures = TEST_PICTURES if index is None else TRAIN_PICTURES[index % len(TRAIN_PICTURES)]
         return SimulationConfig(object_kind="image", probe_kind="zoneplate", scan_kind="spiral",
                                 n_positions=positions, patch_size=patch_size,
                                 nphotons=1e6 if nphotons is None else nphotons, images=pictures,
                                 seed=3 if index is None else 21 + index, step_px=step)
-    raise SystemExit(f"unknown case {case!r}: lines, images or paperlines")
+    raise SystemExit(f"unknown case {case!r}: lines, disklines, images or paperlines")
 
 
 def dataset(args: argparse.Namespace) -> tuple[list[Path], Path]:
@@ -205,7 +214,7 @@ KEYS = ("amplitude_ssim", "phase_ssim", "amplitude_pearson", "phase_pearson", "f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--case", default="lines", choices=("lines", "images", "paperlines"))
+    parser.add_argument("--case", default="lines", choices=("lines", "disklines", "images", "paperlines"))
     parser.add_argument("--patch-size", type=int, default=32)
     parser.add_argument("--gridsize", default="1,2")
     parser.add_argument("--variants", default="baseline", help="comma-separated; each a '+'-joined list of changes")
@@ -214,7 +223,7 @@ def main() -> None:
     parser.add_argument("--train-positions", type=int, default=1024, help="in all, shared by the objects")
     parser.add_argument("--test-positions", type=int, default=256)
     parser.add_argument("--nphotons", type=float, default=None,
-                        help="default: 1e5 (lines), 1e6 (images), 1e9 (paperlines)")
+                        help="default: 1e5 (lines), 1e6 (disklines, images), 1e9 (paperlines)")
     parser.add_argument("--step", type=float, default=None, help="scan step, px (default N/8; paperlines N/16)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
