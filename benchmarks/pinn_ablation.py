@@ -74,7 +74,6 @@ CHANGES: dict[str, dict[str, Any]] = {
     "deep5": {"channels": (16, 32, 64, 128, 128)},
     "compact": {"group_selection": "compact"},
     "shared": {"group_encoder": "shared"},
-    "context": {"group_encoder": "context"},
     "k3": {"k_neighbours": 3},
     "k4": {"k_neighbours": 4},
     "k12": {"k_neighbours": 12},

@@ -17,7 +17,7 @@ LOSSES: tuple[str, ...] = ("poisson", "mae")
 OBJECT_SUPPORTS: tuple[str, ...] = ("full", "central")
 CANVAS_WEIGHTS: tuple[str, ...] = ("probe", "uniform")
 GROUP_SELECTIONS: tuple[str, ...] = ("random", "compact")
-GROUP_ENCODERS: tuple[str, ...] = ("joint", "shared", "context")
+GROUP_ENCODERS: tuple[str, ...] = ("joint", "shared")
 MAX_CHANNELS = 4096
 """Widest encoder stage accepted; wider ones would not fit in memory at any useful N."""
 MAX_LEARNING_RATE = 1.0
@@ -71,9 +71,7 @@ class ModelConfig:
     group_encoder: str = "shared"
     """gridsize > 1: ``shared`` (each pattern through one single-pattern network; the group meets in the
     overlap constraint of the loss) or ``joint`` (one network sees the group's C patterns as channels, as in
-    PtychoPINN; the default before QUALITY-002), or ``context`` (shared, plus a step where each member's
-    features see the whole group's, in angle order: what a centro-symmetric probe needs to tell the object
-    from its twin). All three are the same network at gridsize 1."""
+    PtychoPINN; the default before QUALITY-002). Identical at gridsize 1."""
 
     def __post_init__(self) -> None:
         if self.channels is None and self.patch_size is not None and self.patch_size >= 8:

@@ -109,8 +109,7 @@ def patterns_are_independent(model: TrainableModel) -> bool:
     gridsize 1). Inference then passes every pattern through it once instead of once per group it belongs
     to (about gridsize² times): a quarter of the work at gridsize 2, and each position weighted once in the
     stitch rather than by how many groups picked it (INFER-001). The group only matters in training,
-    through the overlap constraint. ``joint`` and ``context`` patches depend on the group: they keep the
-    group pass."""
+    through the overlap constraint."""
     return model.config.gridsize == 1 or model.config.group_encoder == "shared"
 
 

@@ -52,29 +52,6 @@ def test_default_widths_are_derived_from_the_probe_when_n_is_not_given():
         ModelConfig().widths
 
 
-def test_context_encoder_starts_as_the_shared_one_and_lets_members_see_the_group():
-    """``context`` begins as the shared network (its group step is a zero residual), and once that step has
-    weights, member 0's patch changes when only member 1's pattern does: the group meets in the network,
-    which a shared encoder never allows (member 0's patch there depends on pattern 0 alone)."""
-    torch.manual_seed(0)
-    shared = PatchGenerator(4, (4, 8, 16), support="central", shared=True)
-    context = PatchGenerator(4, (4, 8, 16), support="central", context=True)
-    context.load_state_dict(shared.state_dict(), strict=False)
-    x = torch.rand(2, 4, 32, 32) * 5
-    assert torch.allclose(context(x), shared(x))
-    torch.nn.init.normal_(context.context.mix[2].weight, std=1.0)
-    other = x.clone()
-    other[:, 1] = torch.rand(2, 32, 32) * 5
-    assert torch.equal(shared(x)[:, 0], shared(other)[:, 0])
-    assert (context(x)[:, 0] - context(other)[:, 0]).abs().max() > 1e-6  # exactly 0 without the group step
-    features = torch.rand(2, 4, 16, 4, 4)
-    moved = features.clone()
-    moved[:, 1] += 1.0
-    step = context.context
-    assert (step(features)[:, 0] - step(moved)[:, 0]).abs().max() > 0.1
-    assert PatchGenerator(1, (4, 8, 16), context=True).context is None  # gridsize 1: nothing to see
-
-
 def test_upsample_matches_nearest_interpolation():
     x = torch.randn(2, 3, 4, 5)
     assert torch.equal(upsample2x(x), torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))

@@ -72,10 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "PtychoPINN: 1)")
     model.add_argument("--group_encoder", "--group-encoder", choices=GROUP_ENCODERS,
                        default=defaults.group_encoder,
-                       help="gridsize > 1: one network for the group's patterns as channels (joint), one "
-                            "single-pattern network per pattern (shared), or shared with a step where each "
-                            "member sees the group (context: for a centro-symmetric probe such as a flat disk); "
-                            f"default {defaults.group_encoder}")
+                       help="gridsize > 1: one network for the group's patterns as channels (joint) or one "
+                            f"single-pattern network per pattern (shared); default {defaults.group_encoder}")
     model.add_argument("--canvas_weights", "--canvas-weights", choices=CANVAS_WEIGHTS,
                        default=defaults.canvas_weights,
                        help="overlap-constraint average weighted by probe intensity (probe) or uniform over the "

@@ -10,14 +10,6 @@ amplitude is 1, and (0, 2) leaves room for brighter-than-average pixels; PtychoP
 (the gridsize-1 network, weights shared by the members) instead of one joint network whose first layer
 mixes the C channels; the group then meets only in the overlap constraint of the loss.
 
-``context`` (``group_encoder`` context): the shared network, plus one step at the encoder's last map where
-each member's features receive a learned function of the whole group's (members in angle order, see
-``physics.grouping.order_by_angle``, so each slot has a geometric role). A real, centro-symmetric probe
-(a flat disk) makes one pattern unable to tell the object from its twin (conjugated and point-reflected
-about the position); the twin of a whole group is the same patterns in the opposite angular order, so a
-network that sees the group in order can tell the two apart, and one that sees one pattern cannot. The
-step is residual and starts at zero: before training it is the shared network.
-
 ``support`` chooses what the decoders cover. ``full``: the decoders have the encoder's depth and give the
 whole (C, N, N) patch. ``central`` (PtychoPINN's ``pad_object``): they stop one stage earlier and give only
 the central N/2 x N/2 of each patch, which is zero-padded to N x N: the object is decoded only where the
@@ -101,60 +93,36 @@ def support_mask(patch_size: int, support: str) -> torch.Tensor:
     return mask
 
 
-class GroupContext(nn.Module):
-    """(B, C, D, h, w) member features -> the same plus a learned function of all C members' features.
-
-    Two 1x1 convolutions over the concatenated members (C·D channels): every output slot has its own
-    weights, so member k knows it is member k. The second starts at zero (a pure residual at first)."""
-
-    def __init__(self, members: int, width: int) -> None:
-        super().__init__()
-        channels = members * width
-        self.mix = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 1))
-        nn.init.zeros_(self.mix[2].weight)
-        nn.init.zeros_(self.mix[2].bias)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        batch, members, width, height, side = features.shape
-        flat = features.reshape(batch, members * width, height, side)
-        return features + self.mix(flat).reshape(features.shape)
-
-
 class PatchGenerator(nn.Module):
     """(B, C, N, N) normalised amplitudes -> (B, C, N, N) complex patches (zero outside the support)."""
 
     def __init__(self, n_patterns: int, channels: Sequence[int], *, support: str = "full",
-                 amplitude_max: float = 2.0, shared: bool = False, context: bool = False) -> None:
+                 amplitude_max: float = 2.0, shared: bool = False) -> None:
         super().__init__()
         if support not in SUPPORTS:
             raise ValueError(f"unknown object support '{support}'; choose one of {', '.join(SUPPORTS)}")
         self.support = support
         self.amplitude_max = float(amplitude_max)
-        self.shared = shared or context
-        # One member alone has no group to look at: at gridsize 1 ``context`` is the shared network.
-        self.context = GroupContext(n_patterns, channels[-1]) if context and n_patterns > 1 else None
-        width = 1 if self.shared else n_patterns
+        self.shared = shared
+        width = 1 if shared else n_patterns
         stages = len(channels) - 1 if support == "central" else None
         self.encoder = Encoder(width, channels)
         self.amplitude_decoder = Decoder(channels, width, stages)
         self.phase_decoder = Decoder(channels, width, stages)
 
     def forward(self, amplitudes: torch.Tensor) -> torch.Tensor:
-        if self.shared:  # each pattern through one single-pattern network (meeting at the context step)
+        if self.shared:  # each pattern on its own through one single-pattern network
             batch, members, height, width = amplitudes.shape
-            features = self.encoder(amplitudes.reshape(batch * members, 1, height, width))
-            if self.context is not None:
-                features = self.context(features.reshape(batch, members, *features.shape[1:]))
-                features = features.reshape(batch * members, *features.shape[2:])
-            patches = self._decode(features, width)
+            patches = self._decode(amplitudes.reshape(batch * members, 1, height, width))
             return patches.reshape(batch, members, *patches.shape[-2:])
-        return self._decode(self.encoder(amplitudes), amplitudes.shape[-1])
+        return self._decode(amplitudes)
 
-    def _decode(self, features: torch.Tensor, patch_size: int) -> torch.Tensor:
+    def _decode(self, amplitudes: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(amplitudes)
         amplitude = self.amplitude_max * torch.sigmoid(self.amplitude_decoder(features))
         phase = math.pi * torch.tanh(self.phase_decoder(features))
         if self.support == "central":  # (N/2, N/2) -> (N, N), zero amplitude (and phase) outside
-            border = (patch_size // 4,) * 4
+            border = (amplitudes.shape[-1] // 4,) * 4
             amplitude = nn.functional.pad(amplitude, border)
             phase = nn.functional.pad(phase, border)
         return torch.polar(amplitude.float(), phase.float())

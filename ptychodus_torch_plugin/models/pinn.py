@@ -78,8 +78,7 @@ class PtychoModel(nn.Module):
         self.config = config
         self.generator = PatchGenerator(config.n_channels, config.widths, support=config.object_support,
                                         amplitude_max=config.amplitude_max,
-                                        shared=config.group_encoder == "shared",
-                                        context=config.group_encoder == "context")
+                                        shared=config.group_encoder == "shared")
         probe_modes = normalise_probe(as_probe_modes(torch.as_tensor(probe)).to(torch.complex64))
         if probe_modes.shape[-1] != config.patch_size:
             raise ValueError(f"probe size {probe_modes.shape[-1]} != patch size {config.patch_size}")
