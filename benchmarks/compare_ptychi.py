@@ -6,13 +6,14 @@ simulated scans of an unseen sample, with the same true probe, scored against th
 
 Needs the optional extra ``bench`` (pty-chi: ``pip install -e '.[bench]'`` then ``pip install --no-deps
 ptychi==2.2.0``; see benchmarks/ptychi_runner.py). Per case and method it prints epochs, wall time,
-amplitude/phase SSIM, PSNR, FRC 0.5 cutoff and the time to reach pty-chi LSQML's final (amplitude, phase)
+amplitude/phase SSIM, PSNR, FRC 0.5 cutoffs (complex, amplitude, phase) and the time to reach pty-chi LSQML's final (amplitude, phase)
 SSIM, and writes ``benchmarks/results/compare_ptychi_<device>.json`` and ``compare_<case>_<device>.png``
 (SSIM against wall time for every method, both starts of the iterative solver included).
 
 Cases (N = 64, 1500 positions): ``images`` (camera amplitude / astronaut phase, zone-plate probe, Fermat
 spiral, 1e6 photons per pattern), ``lines`` (random lines, disk probe, raster), ``lowdose`` (images at 1e4
-photons, where the FRC discriminates). The network for ``pinn`` and ``pinn+iterative`` is trained on
+photons), ``paperlines`` (PtychoPINN's lines sample, zone-plate probe, raster with a 4 px step, 1e9
+photons; not in the default list). The network for ``pinn`` and ``pinn+iterative`` is trained on
 *other* objects (other picture pairs, other lines seeds) at the same dose, so every reconstruction is of
 an unseen sample. A network is reused from ``--models`` or ``--pinn-dir/<case>/`` and trained there
 otherwise (its training time is reported but not counted as reconstruction time).
@@ -65,6 +66,21 @@ class Case:
     def config(self, extra: dict[str, Any], n_positions: int = 1500) -> SimulationConfig:
         return SimulationConfig(patch_size=64, n_positions=n_positions, **self.common, **extra)
 
+    def scan(self, extra: dict[str, Any], n_positions: int = 1500) -> ScanData:
+        return simulate(self.config(extra, n_positions))
+
+
+@dataclass(frozen=True)
+class PaperLinesCase(Case):
+    """PtychoPINN's own lines sample (``pinn_ablation.paper_lines_object``: blurred lines, the phase a
+    function of the amplitude), zone-plate probe, raster with a 4 px step, 1e9 photons: the data on which
+    the network reconstructs an unseen object at N = 64 (QUALITY-004)."""
+
+    def scan(self, extra: dict[str, Any], n_positions: int = 1500) -> ScanData:
+        from pinn_ablation import simulate_paper_lines
+
+        return simulate_paper_lines(64, n_positions, extra["seed"], self.common["nphotons"], self.common["step_px"])
+
 
 IMAGES = dict(object_kind="image", probe_kind="zoneplate", scan_kind="spiral")
 CASES = {
@@ -74,6 +90,10 @@ CASES = {
                   {"seed": 1}, tuple({"seed": 11 + i} for i in range(4))),
     "lowdose": Case("lowdose", {**IMAGES, "nphotons": 1e4}, {"seed": 1},
                     tuple({"images": pair, "seed": 10 + i} for i, pair in enumerate(TRAIN_PAIRS))),
+    # Seeds as in pinn_ablation.py --case paperlines: test object 2, training objects 11, 12, ...
+    "paperlines": PaperLinesCase("paperlines", {"object_kind": "paperlines", "probe_kind": "zoneplate",
+                                                "scan_kind": "raster", "nphotons": 1e9, "step_px": 4.0},
+                                 {"seed": 2}, tuple({"seed": 11 + i} for i in range(4))),
 }
 
 
@@ -139,7 +159,7 @@ def trained_model(case: Case, args: argparse.Namespace, folder: Path) -> tuple[P
     run_dir = args.pinn_dir / case.name
     if (run_dir / "model.pt").is_file():
         return run_dir / "model.pt", None
-    files = [save_npz(simulate(case.config(extra, args.train_positions)), folder / f"{case.name}_train{i}.npz")
+    files = [save_npz(case.scan(extra, args.train_positions), folder / f"{case.name}_train{i}.npz")
              for i, extra in enumerate(case.train[:args.train_scans])]
     command = [sys.executable, "-m", "ptychodus_torch_plugin", "train", "--train_data_file", *map(str, files),
                "--output_dir", str(run_dir / "runs"), "--max_epochs", str(args.train_epochs), "--gridsize",
@@ -158,7 +178,7 @@ def trained_model(case: Case, args: argparse.Namespace, folder: Path) -> tuple[P
 
 def compare(case: Case, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     device = torch.device(args.device)
-    scan = simulate(case.config(case.test))
+    scan = case.scan(case.test)
     mask = region_mask(illumination(scan, device))
     wanted = recorded(args.epochs)
     iterative = IterativeConfig(epochs=args.epochs)
