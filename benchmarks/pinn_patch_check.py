@@ -24,7 +24,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_ptychi import CASES  # noqa: E402
 
-from ptychodus_torch_plugin.data.simulate import simulate  # noqa: E402
 from ptychodus_torch_plugin.models.model_file import load_model  # noqa: E402
 from ptychodus_torch_plugin.physics.patches import extract_patches  # noqa: E402
 from ptychodus_torch_plugin.physics.scale import intensity_scale  # noqa: E402
@@ -54,7 +53,7 @@ def main() -> int:
     args = parser.parse_args()
     case = CASES[args.case]
     extra = case.test if args.scan == "test" else case.train[int(args.scan.removeprefix("train"))]
-    scan = simulate(case.config(extra, args.positions))
+    scan = case.scan(extra, args.positions)
     model = load_model(args.model, build_plugin_host(load_entry_points=False))[0].eval()
     size = scan.amplitudes.shape[-1]
     # As inference does: this scan's amplitudes over its own intensity scale, times the model's.
