@@ -53,6 +53,10 @@ from ptychodus_torch_plugin.reconstructors.run import run_reconstructor  # noqa:
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+#: "s to -.001": the time to come within this much of LSQML-100's amplitude and phase SSIM. Where the
+#: data are nearly noiseless (paperlines, 1e9 photons) every method's amplitude SSIM ends at 0.9999x,
+#: and the strict target is decided in the fifth decimal; both columns are printed and stored.
+REACH_TOLERANCE = 0.001
 TRAIN_PAIRS = (("moon", "coins"), ("brick", "text"), ("grass", "page"), ("gravel", "horse"))
 
 
@@ -202,12 +206,34 @@ def compare(case: Case, args: argparse.Namespace, folder: Path) -> dict[str, Any
     for curve in curves:
         epoch, seconds = curve.points[-1][0], curve.points[-1][1]
         reach = curve.time_to_reach(target["amplitude_ssim"], target["phase_ssim"])
+        near = curve.time_to_reach(target["amplitude_ssim"] - REACH_TOLERANCE, target["phase_ssim"] - REACH_TOLERANCE)
         rows.append({"method": curve.method, "epochs": epoch, "seconds": seconds, **curve.final,
-                     "seconds_to_lsqml_quality": reach, "curve": curve.points})
+                     "seconds_to_lsqml_quality": reach, "seconds_to_within_tolerance": near,
+                     "curve": curve.points})
     plot(case.name, curves, target, args.json.parent / f"compare_{case.name}_{args.device.split(':')[0]}.png")
     return {"case": case.name, "simulation": {**case.common, **case.test, "patch_size": 64, "n_positions": 1500},
             "model": str(model_path) if model_path else None, "pinn_training_seconds": train_seconds,
-            "lsqml_target": {k: target[k] for k in ("amplitude_ssim", "phase_ssim")}, "rows": rows}
+            "lsqml_target": {k: target[k] for k in ("amplitude_ssim", "phase_ssim")},
+            "reach_tolerance": REACH_TOLERANCE, "rows": rows}
+
+
+def _cell(value: float | None, width: int) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:{width}.3f}"
+
+
+def retabulate(path: Path) -> None:
+    """Reprint a stored run's tables, adding the within-tolerance times from its stored curves (results
+    written before that column existed); nothing is re-run or re-measured."""
+    stored = json.loads(path.read_text())
+    for result in stored["results"]:
+        target = result["lsqml_target"]
+        result["reach_tolerance"] = REACH_TOLERANCE
+        for row in result["rows"]:
+            curve = Curve(row["method"], [tuple(point) for point in row["curve"]])
+            row["seconds_to_within_tolerance"] = curve.time_to_reach(target["amplitude_ssim"] - REACH_TOLERANCE,
+                                                                     target["phase_ssim"] - REACH_TOLERANCE)
+        print_table(result)
+    path.write_text(json.dumps(stored, indent=1))
 
 
 def plot(name: str, curves: list[Curve], target: dict[str, float], path: Path) -> None:
@@ -238,13 +264,15 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"\n== {result['case']} (pty-chi LSQML final: amplitude SSIM {target['amplitude_ssim']:.3f}, "
           f"phase SSIM {target['phase_ssim']:.3f})")
     print(f"{'method':16} {'epochs':>6} {'wall s':>8} {'amp SSIM':>8} {'ph SSIM':>8} {'amp PSNR':>8} "
-          f"{'ph PSNR':>8} {'FRC':>6} {'amp FRC':>7} {'ph FRC':>6} {'s to LSQML':>10}")
+          f"{'ph PSNR':>8} {'FRC':>6} {'amp FRC':>7} {'ph FRC':>6} {'s to LSQML':>10} {'s to -.001':>10}")
     for row in result["rows"]:
         reach = row["seconds_to_lsqml_quality"]
+        near = row.get("seconds_to_within_tolerance")
         print(f"{row['method']:16} {row['epochs']:6d} {row['seconds']:8.2f} {row['amplitude_ssim']:8.3f} "
               f"{row['phase_ssim']:8.3f} {row['amplitude_psnr_db']:8.2f} {row['phase_psnr_db']:8.2f} "
-              f"{row['frc_cutoff']:6.3f} {row['amplitude_frc_cutoff']:7.3f} {row['phase_frc_cutoff']:6.3f} "
-              f"{'-' if reach is None else f'{reach:.2f}':>10}")
+              f"{row['frc_cutoff']:6.3f} {_cell(row.get('amplitude_frc_cutoff'), 7)} "
+              f"{_cell(row.get('phase_frc_cutoff'), 6)} "
+              f"{'-' if reach is None else f'{reach:.2f}':>10} {'-' if near is None else f'{near:.2f}':>10}")
 
 
 def _models(text: str) -> dict[str, Path]:
@@ -267,7 +295,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="further flags for `ptychodus-torch train` (last on the line)")
     parser.add_argument("--skip-pinn", action="store_true", help="iterative and pty-chi only")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--retabulate", type=Path, default=None, metavar="JSON",
+                        help="reprint a stored run's tables (adding the within-tolerance column); run nothing")
     args = parser.parse_args(argv)
+    if args.retabulate is not None:
+        retabulate(args.retabulate)
+        return 0
     reason = ptychi_available()
     if reason is not None:
         print(reason, file=sys.stderr)
