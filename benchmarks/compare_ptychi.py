@@ -3,6 +3,7 @@ simulated scans of an unseen sample, with the same true probe, scored against th
 
     python benchmarks/compare_ptychi.py [--cases images,lines,lowdose] [--epochs 100] [--device cpu]
         [--models images=runs/images/model.pt,...] [--pinn-dir benchmarks/results/pinn] [--train-epochs 40]
+    python benchmarks/compare_ptychi.py --retabulate benchmarks/results/compare_ptychi_cpu.json
 
 Needs the optional extra ``bench`` (pty-chi: ``pip install -e '.[bench]'`` then ``pip install --no-deps
 ptychi==2.2.0``; see benchmarks/ptychi_runner.py). Per case and method it prints epochs, wall time,
