@@ -19,8 +19,9 @@ Cases (``--case``):
   raster scan, 1e9 photons by default (their default). Amplitude and phase share their structure here, unlike
   ``lines``, whose amplitude and phase are independent thin lines on a flat background.
 - ``disklines``: the ``lines`` objects seen through a flat-phase *disk* probe on a raster, 1e6 photons
-  (``compare_ptychi.py``'s lines case): a real, centro-symmetric probe, so one pattern cannot tell the
-  object from its twin.
+  (``compare_ptychi.py``'s lines case): a real, centro-symmetric probe, so one pattern alone cannot tell
+  the object from its twin; the lines objects' phase (lines above the background) can, and the shared
+  encoder reconstructs this case at N = 32 (docs/findings.md QUALITY-004).
 - ``images``: pictures (``SimulationConfig(object_kind="image")``), zone-plate probe, spiral scan, 1e6
   photons; the test sample is the default pair ("camera", "astronaut"), the training samples are *other*
   picture pairs (:data:`TRAIN_PICTURES`).

@@ -452,7 +452,7 @@ class Trainer:
         """The model file, with the best weights rather than merely the last ones."""
         p = self.progress
         best = checkpoint_path(self.run_dir, "best")
-        if best.is_file():  # the model file holds the best weights, not merely the last ones
+        if best.is_file():
             self.model.load_state_dict(load_checkpoint(best)["model"])
         info = {"epochs": p.epoch, "best_loss": p.best_loss, "training": self.config.flat(), "status": status}
         model_path = save_model(self.model, self.config.model, self.run_dir / MODEL_FILE_NAME, info)
