@@ -58,7 +58,7 @@ from ptychodus_torch_plugin.training.trainer import train
 BASE: dict[str, Any] = {
     "channels": (16, 32, 64), "object_support": "full", "canvas_weights": "probe", "amplitude_max": 2.0,
     "scale_trainable": False, "learning_rate": 1e-3, "scheduler": "cosine", "batch_size": 16, "k_neighbours": 7,
-    "group_selection": "random", "group_encoder": "joint",
+    "group_selection": "random", "group_encoder": "joint", "normalization": "none",
 }
 
 #: One change each; combine with '+'.
@@ -84,6 +84,9 @@ CHANGES: dict[str, dict[str, Any]] = {
     "lr2e-3": {"learning_rate": 2e-3},
     "batch8": {"batch_size": 8},
     "batch32": {"batch_size": 32},
+    "groupnorm": {"normalization": "group"},
+    "nonorm": {"normalization": "none"},
+    "lr3e-3": {"learning_rate": 3e-3},
 }
 
 #: (amplitude, phase) pictures of the ``images`` case's training samples; the test sample is the default pair.

@@ -18,6 +18,7 @@ OBJECT_SUPPORTS: tuple[str, ...] = ("full", "central")
 CANVAS_WEIGHTS: tuple[str, ...] = ("probe", "uniform")
 GROUP_SELECTIONS: tuple[str, ...] = ("random", "compact")
 GROUP_ENCODERS: tuple[str, ...] = ("joint", "shared")
+NORMALIZATIONS: tuple[str, ...] = ("none", "group")
 MAX_CHANNELS = 4096
 """Widest encoder stage accepted; wider ones would not fit in memory at any useful N."""
 MAX_LEARNING_RATE = 1.0
@@ -72,6 +73,9 @@ class ModelConfig:
     """gridsize > 1: ``shared`` (each pattern through one single-pattern network; the group meets in the
     overlap constraint of the loss) or ``joint`` (one network sees the group's C patterns as channels, as in
     PtychoPINN; the default before QUALITY-002). Identical at gridsize 1."""
+    normalization: str = "group"
+    """After every convolution: ``group`` (GroupNorm, each sample on its own, so a patch never depends on
+    the rest of its batch) or ``none`` (PtychoPINN's, and this package's before QUALITY-005)."""
 
     def __post_init__(self) -> None:
         if self.channels is None and self.patch_size is not None and self.patch_size >= 8:
@@ -103,6 +107,8 @@ class ModelConfig:
         if self.group_encoder not in GROUP_ENCODERS:
             raise ConfigError(f"unknown group encoder '{self.group_encoder}'; choose one of "
                               f"{', '.join(GROUP_ENCODERS)}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ConfigError(f"unknown normalization '{self.normalization}'; choose one of {', '.join(NORMALIZATIONS)}")
         if self.canvas_weights not in CANVAS_WEIGHTS:
             raise ConfigError(f"unknown canvas weights '{self.canvas_weights}'; choose one of "
                               f"{', '.join(CANVAS_WEIGHTS)}")
@@ -136,7 +142,7 @@ class ModelConfig:
 
 #: What a stored model configuration without these keys was built with.
 LEGACY_MODEL_VALUES: dict[str, Any] = {"object_support": "full", "amplitude_max": 2.0, "canvas_weights": "probe",
-                                       "group_encoder": "joint"}
+                                       "group_encoder": "joint", "normalization": "none"}
 
 
 @dataclass(frozen=True)

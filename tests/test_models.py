@@ -147,11 +147,28 @@ def test_shared_group_encoder_treats_each_pattern_alone():
     assert generator.encoder.stages[0][0].in_channels == 1
 
 
+@pytest.mark.parametrize("normalization", ["none", "group"])
+def test_each_pattern_decodes_the_same_whatever_else_is_in_the_batch(normalization):
+    """Inference cuts a scan into chunks of any size: a normalisation that pooled over the batch (BatchNorm)
+    would make a patch depend on its neighbours in the chunk. GroupNorm normalises each sample alone."""
+    torch.manual_seed(0)
+    generator = PatchGenerator(1, (4, 8, 16), support="central", shared=True, normalization=normalization)
+    norms = [m for m in generator.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert len(norms) == (0 if normalization == "none" else 2 * (3 + 2 + 2))  # two per stage: encoder, decoders
+    if normalization == "none":  # the parameter names of model files written before normalisation existed
+        assert {"encoder.stages.0.0.weight", "encoder.stages.0.2.weight"} <= set(generator.state_dict())
+    amplitudes = torch.rand(5, 1, 32, 32) * 10
+    with torch.no_grad():  # in training mode, where a batch-pooling norm would use the batch's statistics
+        together = generator(amplitudes)
+        alone = torch.cat([generator(amplitudes[i:i + 1]) for i in range(5)])
+    torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)
+
+
 def test_new_model_settings_are_validated():
     from ptychodus_torch_plugin.errors import ConfigError
 
     for bad in (dict(object_support="middle"), dict(amplitude_max=0.0), dict(canvas_weights="flat"),
-                dict(group_encoder="both"), dict(object_support="central", patch_size=34, channels=(4,))):
+                dict(group_encoder="both"), dict(normalization="batch"), dict(object_support="central", patch_size=34, channels=(4,))):
         with pytest.raises(ConfigError):
             ModelConfig(**bad).validate()
 

@@ -9,8 +9,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..config import (CANVAS_WEIGHTS, GROUP_ENCODERS, GROUP_SELECTIONS, LOSSES, OBJECT_SUPPORTS, SCHEDULERS,
-                      ModelConfig, TrainingConfig)
+from ..config import (CANVAS_WEIGHTS, GROUP_ENCODERS, GROUP_SELECTIONS, LOSSES, NORMALIZATIONS, OBJECT_SUPPORTS,
+                      SCHEDULERS, ModelConfig, TrainingConfig)
 from .speed_options import add_speed_arguments, performance_from_args
 
 HELP = "train a physics-informed network on a scan"
@@ -78,6 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        default=defaults.canvas_weights,
                        help="overlap-constraint average weighted by probe intensity (probe) or uniform over the "
                             f"decoded support (uniform); default {defaults.canvas_weights}")
+    model.add_argument("--normalization", choices=NORMALIZATIONS, default=defaults.normalization,
+                       help="after every convolution: nothing (none, as PtychoPINN) or GroupNorm (group); "
+                            f"default {defaults.normalization}")
     opt = parser.add_argument_group("optimisation")
     opt.add_argument("--max_epochs", "--max-epochs", type=int, default=train_defaults.max_epochs)
     opt.add_argument("--batch_size", "--batch-size", type=int, default=train_defaults.batch_size)
@@ -136,7 +139,7 @@ def build_configs(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                         channels=args.channels, loss=args.loss, probe_trainable=args.probe_trainable,
                         scale_trainable=args.scale_trainable, object_support=args.object_support,
                         amplitude_max=args.amplitude_max, canvas_weights=args.canvas_weights,
-                        group_encoder=args.group_encoder)
+                        group_encoder=args.group_encoder, normalization=args.normalization)
     training = TrainingConfig(
         train_data_file=args.train_data_file, test_data_file=args.test_data_file, output_dir=args.output_dir,
         n_images=args.n_images, max_epochs=args.max_epochs, batch_size=args.batch_size,

@@ -78,7 +78,8 @@ class PtychoModel(nn.Module):
         self.config = config
         self.generator = PatchGenerator(config.n_channels, config.widths, support=config.object_support,
                                         amplitude_max=config.amplitude_max,
-                                        shared=config.group_encoder == "shared")
+                                        shared=config.group_encoder == "shared",
+                                        normalization=config.normalization)
         probe_modes = normalise_probe(as_probe_modes(torch.as_tensor(probe)).to(torch.complex64))
         if probe_modes.shape[-1] != config.patch_size:
             raise ValueError(f"probe size {probe_modes.shape[-1]} != patch size {config.patch_size}")

@@ -60,6 +60,7 @@ class TorchSettings:
         self.amplitude_max = group.create_real_parameter("amplitude_max", model.amplitude_max, minimum=0.0)
         self.canvas_weights = group.create_string_parameter("canvas_weights", model.canvas_weights)
         self.group_encoder = group.create_string_parameter("group_encoder", model.group_encoder)
+        self.normalization = group.create_string_parameter("normalization", model.normalization)
         # training
         self.max_epochs = group.create_integer_parameter("max_epochs", training.max_epochs, minimum=1)
         self.batch_size = group.create_integer_parameter("batch_size", training.batch_size, minimum=1)
@@ -109,6 +110,7 @@ class TorchSettings:
             amplitude_max=self.amplitude_max.get_value(),
             canvas_weights=self.canvas_weights.get_value().strip().lower(),
             group_encoder=self.group_encoder.get_value().strip().lower(),
+            normalization=self.normalization.get_value().strip().lower(),
         )
 
     def training_config(self, model_type: str, train_data_file: Path, output_dir: Path) -> TrainingConfig:

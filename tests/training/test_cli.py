@@ -157,3 +157,18 @@ def test_command_line_defaults_are_the_config_defaults(tmp_path):
     training, execution = build_configs(parser.parse_args(["--train_data_file", "a.npz", "--output_dir", "out"]))[:2]
     assert training == TrainingConfig(train_data_file=Path("a.npz"), output_dir=Path("out"), model=ModelConfig())
     assert execution.accelerator == ExecutionConfig().accelerator
+
+
+def test_normalization_reaches_the_model_and_an_unknown_one_is_refused(tmp_path):
+    import argparse
+
+    from ptychodus_torch_plugin.cli.train import add_arguments, build_configs
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    training = build_configs(parser.parse_args(["--train_data_file", "a.npz", "--output_dir", "out",
+                                                "--normalization", "none"]))[0]
+    assert training.model.normalization == "none"
+    refused = _python(["-m", "ptychodus_torch_plugin", "train", "--train_data_file", "a.npz", "--output_dir", "out",
+                       "--normalization", "batch"], cwd=tmp_path)
+    assert refused.returncode == 2 and "invalid choice: 'batch'" in refused.stderr
