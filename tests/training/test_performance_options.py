@@ -79,10 +79,10 @@ def test_channels_last_inference_matches_float32_and_restores_the_model(trained)
     assert conv.weight.is_contiguous()  # memory format given back after the call
 
 
-def _train_losses(tiny_scans, tmp_path, performance: PerformanceConfig) -> list[float]:
+def _train_losses(tiny_scans, tmp_path, performance: PerformanceConfig, normalization: str = "group") -> list[float]:
     train_file, _ = tiny_scans
     config = tiny_config(train_file, None, tmp_path, max_epochs=2, deterministic=True,
-                         model=ModelConfig(gridsize=2, channels=TINY_CHANNELS))
+                         model=ModelConfig(gridsize=2, channels=TINY_CHANNELS, normalization=normalization))
     result = train(config, ExecutionConfig(accelerator="cpu", logger="none", performance=performance))
     return [h["train_loss"] for h in result.history]
 
@@ -91,9 +91,20 @@ def test_bf16_and_channels_last_training_track_float32(tiny_scans, tmp_path) -> 
     reference = _train_losses(tiny_scans, tmp_path / "fp32", PerformanceConfig())
     nhwc = _train_losses(tiny_scans, tmp_path / "cl", PerformanceConfig(channels_last=True))
     bf16 = _train_losses(tiny_scans, tmp_path / "bf16", PerformanceConfig(precision="bf16"))
-    np.testing.assert_allclose(nhwc, reference, rtol=1e-6)
+    # With GroupNorm (the default) neither is the same arithmetic. The CPU GroupNorm kernel for channels-last
+    # tensors sums in another order: one forward pass differs by about 4e-5 (relative), and two epochs carry
+    # that to about 5e-4 in the loss. bf16 differs by 1.9e-3 (bf16's own resolution is 3.9e-3). Measured.
+    np.testing.assert_allclose(nhwc, reference, rtol=1e-3)
     assert bf16 != reference
-    np.testing.assert_allclose(bf16, reference, rtol=1e-3)  # the loss itself is computed in float32
+    np.testing.assert_allclose(bf16, reference, rtol=5e-3)  # the loss itself is computed in float32
+
+
+def test_without_normalisation_channels_last_is_the_same_arithmetic_and_bf16_closer(tiny_scans, tmp_path) -> None:
+    reference = _train_losses(tiny_scans, tmp_path / "fp32", PerformanceConfig(), normalization="none")
+    nhwc = _train_losses(tiny_scans, tmp_path / "cl", PerformanceConfig(channels_last=True), normalization="none")
+    bf16 = _train_losses(tiny_scans, tmp_path / "bf16", PerformanceConfig(precision="bf16"), normalization="none")
+    np.testing.assert_allclose(nhwc, reference, rtol=1e-6)
+    np.testing.assert_allclose(bf16, reference, rtol=1e-3)
 
 
 def test_a_failing_compile_falls_back_to_eager_with_one_warning(tiny_scans, tmp_path, monkeypatch) -> None:

@@ -15,7 +15,7 @@ from ptychodus_torch_plugin.models.model_file import load_model
 from ptychodus_torch_plugin.plugins import build_plugin_host
 from ptychodus_torch_plugin.training.trainer import train
 
-from training_helpers import CPU, tiny_config
+from training_helpers import CPU, TINY_CHANNELS, tiny_config
 
 
 def _rows(run_dir: Path) -> list[dict[str, str]]:
@@ -105,7 +105,13 @@ def test_resume_without_checkpoint_is_a_clear_error(tiny_scans, tmp_path):
 
 
 def test_early_stopping_stops_when_validation_stalls(tiny_scans, tmp_path):
-    config = tiny_config(*tiny_scans, tmp_path, max_epochs=30, learning_rate=1e-9, early_stopping_patience=2)
+    # A learning rate of 1e-9 stalls the plain network. With GroupNorm it does not quite: measured on this
+    # data, the validation loss creeps down by about 4e-4 (of 571) every epoch, which counts as an
+    # improvement. (Likely because Adam moves the norms' biases, which start at exactly 0, by steps of 1e-9
+    # that are representable there and nowhere else.) So this test stalls the network without it.
+    model = ModelConfig(gridsize=2, channels=TINY_CHANNELS, normalization="none")
+    config = tiny_config(*tiny_scans, tmp_path, max_epochs=30, learning_rate=1e-9, early_stopping_patience=2,
+                         model=model)
     result = train(config, CPU)
     assert result.epochs_completed < 30
 
