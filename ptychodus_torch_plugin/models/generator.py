@@ -18,7 +18,7 @@ margin that no measurement determines.
 ``normalization`` group puts a GroupNorm after every convolution (PtychoPINN has none). It normalises each
 sample on its own, so a patch never depends on what else is in its batch, and it is what let the N = 64
 network train in the epochs a CPU can give (QUALITY-005: paperlines amplitude / phase SSIM 0.66 / 0.59
--> 0.85 / 0.69 at 60 epochs).
+-> 0.85 / 0.69 at 60 epochs; 0.75 / 0.64 with another seed).
 Decoders up-sample with nearest neighbour + convolution, which avoids the checkerboard artefacts of
 transposed convolutions. The nearest-neighbour step is written as a broadcast (:func:`upsample2x`), whose
 backward pass is a plain sum: deterministic on every device, unlike CUDA's ``upsample_nearest2d``
