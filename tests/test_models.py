@@ -168,7 +168,8 @@ def test_new_model_settings_are_validated():
     from ptychodus_torch_plugin.errors import ConfigError
 
     for bad in (dict(object_support="middle"), dict(amplitude_max=0.0), dict(canvas_weights="flat"),
-                dict(group_encoder="both"), dict(normalization="batch"), dict(object_support="central", patch_size=34, channels=(4,))):
+                dict(group_encoder="both"), dict(normalization="batch"),
+                dict(object_support="central", patch_size=34, channels=(4,))):
         with pytest.raises(ConfigError):
             ModelConfig(**bad).validate()
 

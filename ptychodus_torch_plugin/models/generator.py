@@ -33,14 +33,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..config import OBJECT_SUPPORTS
+from ..config import NORMALIZATIONS, OBJECT_SUPPORTS
 
 
 GROUPS = 8
 """Channel groups of ``group`` normalisation (fewer when a stage is narrower)."""
 
 
-def _double_conv(in_channels: int, out_channels: int, normalization: str = "none") -> nn.Sequential:
+def _double_conv(in_channels: int, out_channels: int, normalization: str) -> nn.Sequential:
     """conv, [norm], ReLU, conv, [norm], ReLU. Without normalisation no placeholder layer is inserted, so
     the parameter names (``stages.0.2.weight``, ...) stay those of model files written before it existed."""
     layers: list[nn.Module] = []
@@ -59,7 +59,7 @@ def upsample2x(x: torch.Tensor) -> torch.Tensor:
 
 
 class Encoder(nn.Module):
-    def __init__(self, in_channels: int, channels: Sequence[int], normalization: str = "none") -> None:
+    def __init__(self, in_channels: int, channels: Sequence[int], normalization: str) -> None:
         super().__init__()
         widths = [in_channels, *channels]
         self.stages = nn.ModuleList(_double_conv(a, b, normalization) for a, b in zip(widths[:-1], widths[1:]))
@@ -74,8 +74,8 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """``len(channels)`` up-sampling stages (``full``) or one fewer (``central``, output N/2), then a 3x3 head."""
 
-    def __init__(self, channels: Sequence[int], out_channels: int, stages: int | None = None,
-                 normalization: str = "none") -> None:
+    def __init__(self, channels: Sequence[int], out_channels: int, stages: int | None = None, *,
+                 normalization: str) -> None:
         super().__init__()
         widths = list(reversed(channels))
         pairs = list(zip(widths, [*widths[1:], widths[-1]]))
@@ -113,14 +113,16 @@ class PatchGenerator(nn.Module):
         super().__init__()
         if support not in SUPPORTS:
             raise ValueError(f"unknown object support '{support}'; choose one of {', '.join(SUPPORTS)}")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalization '{normalization}'; choose one of {', '.join(NORMALIZATIONS)}")
         self.support = support
         self.amplitude_max = float(amplitude_max)
         self.shared = shared
         width = 1 if shared else n_patterns
         stages = len(channels) - 1 if support == "central" else None
         self.encoder = Encoder(width, channels, normalization)
-        self.amplitude_decoder = Decoder(channels, width, stages, normalization)
-        self.phase_decoder = Decoder(channels, width, stages, normalization)
+        self.amplitude_decoder = Decoder(channels, width, stages, normalization=normalization)
+        self.phase_decoder = Decoder(channels, width, stages, normalization=normalization)
 
     def forward(self, amplitudes: torch.Tensor) -> torch.Tensor:
         if self.shared:  # each pattern on its own through one single-pattern network

@@ -21,10 +21,10 @@ from ptychodus_torch_plugin.training.trainer import train
 
 #: Measured for this exact run (deterministic for a given thread count): with GroupNorm (the default since
 #: QUALITY-005) phase SSIM 0.871, phase Pearson 0.935, amplitude Pearson 0.347 (2 threads; 0.870, 0.937,
-#: 0.424 on 1 thread); without it 0.813, 0.914, 0.201 (1 thread; each pattern stitched once; group by group
-#: 0.797, 0.916, 0.219; with QUALITY-001's settings and 25 epochs 0.404, 0.558, 0.102). A flat object scores phase SSIM 0.25 and
-#: amplitude Pearson 0; the truth blurred with a 3 px Gaussian phase SSIM 0.48, with a 6 px one 0.29;
-#: all must fail.
+#: 0.424 on 1 thread); without it 0.813, 0.914, 0.201 (1 thread; each pattern stitched once; group by
+#: group 0.797, 0.916, 0.219; with QUALITY-001's settings and 25 epochs 0.404, 0.558, 0.102). A flat
+#: object scores phase SSIM 0.25 and amplitude Pearson 0; the truth blurred with a 3 px Gaussian phase
+#: SSIM 0.48, with a 6 px one 0.29; all must fail.
 THRESHOLDS = {"phase_ssim": 0.65, "phase_pearson": 0.8, "amplitude_pearson": 0.1}
 
 
