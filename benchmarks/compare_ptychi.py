@@ -4,6 +4,7 @@ simulated scans of an unseen sample, with the same true probe, scored against th
     python benchmarks/compare_ptychi.py [--cases images,lines,lowdose] [--epochs 100] [--device cpu]
         [--models images=runs/images/model.pt,...] [--pinn-dir benchmarks/results/pinn] [--train-epochs 40]
     python benchmarks/compare_ptychi.py --retabulate benchmarks/results/compare_ptychi_cpu.json
+    python benchmarks/compare_ptychi.py --cases images --train-only [--pinn-dir ...]  (networks only)
 
 Needs the optional extra ``bench`` (pty-chi: ``pip install -e '.[bench]'`` then ``pip install --no-deps
 ptychi==2.2.0``; see benchmarks/ptychi_runner.py). Per case and method it prints epochs, wall time,
@@ -44,6 +45,7 @@ from ptychi_runner import ptychi_available, run_ptychi  # noqa: E402
 from ptychodus_torch_plugin.data import save_npz  # noqa: E402
 from ptychodus_torch_plugin.data.scan import ScanData  # noqa: E402
 from ptychodus_torch_plugin.data.simulate import SimulationConfig, simulate  # noqa: E402
+from ptychodus_torch_plugin.config import PerformanceConfig  # noqa: E402
 from ptychodus_torch_plugin.evaluation import evaluate, region_mask  # noqa: E402
 from ptychodus_torch_plugin.models.model_file import load_model  # noqa: E402
 from ptychodus_torch_plugin.plugins import build_plugin_host  # noqa: E402
@@ -196,7 +198,8 @@ def compare(case: Case, args: argparse.Namespace, folder: Path) -> dict[str, Any
     runs: list[tuple[str, Callable[[], Curve]]] = [("iterative", lambda: run_ours("iterative", scan, mask, base, wanted))]
     if model_path is not None:
         model = load_model(model_path, build_plugin_host(load_entry_points=False))[0]
-        with_model = ReconstructRequest(scan=scan, device=device, iterative=iterative, model=model)
+        with_model = ReconstructRequest(scan=scan, device=device, iterative=iterative, model=model,
+                                        performance=PerformanceConfig(precision=args.precision))
         runs += [("pinn", lambda: run_ours("pinn", scan, mask, with_model, wanted)),
                  ("pinn+iterative", lambda: run_ours("pinn+iterative", scan, mask, with_model, wanted))]
     for method in ("lsqml", "epie"):
@@ -304,12 +307,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
                         help="further flags for `ptychodus-torch train` (last on the line)")
     parser.add_argument("--skip-pinn", action="store_true", help="iterative and pty-chi only")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="of the network pass in pinn and pinn+iterative (auto: bf16 on CUDA, fp32 on a CPU)")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train (or find) each case's network in --pinn-dir and stop: lets the networks be "
+                             "trained side by side beforehand, so that the timed run has the machine alone")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--retabulate", type=Path, default=None, metavar="JSON",
                         help="reprint a stored run's tables (adding the within-tolerance column); run nothing")
     args = parser.parse_args(argv)
     if args.retabulate is not None:
         retabulate(args.retabulate)
+        return 0
+    if args.train_only:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in args.cases.split(","):
+                model, seconds = trained_model(CASES[name], args, Path(tmp))
+                print(f"[{name}] {model}" + ("" if seconds is None else f" trained in {seconds:.0f} s"))
         return 0
     reason = ptychi_available()
     if reason is not None:
@@ -324,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(compare(CASES[name], args, Path(tmp)))
             print_table(results[-1])
     machine = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
-               "cpu": _cpu_name()}
+               "cpu": _cpu_name(), "network_precision": args.precision}
     path = args.json
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": machine, "epochs": args.epochs, "results": results}, indent=1))

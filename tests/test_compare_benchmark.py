@@ -1,5 +1,5 @@
 """The side-by-side benchmark's bookkeeping (no pty-chi needed): its paperlines case simulates, and a
-stored run is retabulated from its curves without re-running anything."""
+stored run is retabulated from its curves without re-running anything; --train-only prepares networks."""
 
 from __future__ import annotations
 
@@ -45,3 +45,35 @@ def test_retabulate_adds_the_tolerance_time_from_the_stored_curve(tmp_path, caps
     assert stored["rows"][0]["seconds_to_within_tolerance"] == 2.0  # within 0.001 at epoch 2, exactly at 3
     assert stored["rows"][0]["seconds_to_lsqml_quality"] == 3.0 and stored["reach_tolerance"] == 0.001
     assert "pinn+iterative" in capsys.readouterr().out
+
+
+
+def test_train_only_finds_or_trains_the_networks_and_runs_nothing_else(tmp_path, monkeypatch, capsys):
+    """``--train-only`` needs no pty-chi and compares nothing: it stops once every case has its network.
+    A network already in --pinn-dir is reused; a missing one is trained on simulated scans of other
+    objects (the training command is stood in for: it writes the run's model file)."""
+    bench = _load()
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "model.pt").write_bytes(b"kept")
+    commands = []
+
+    def fake_train(command, check):
+        commands.append(command)
+        run = Path(command[command.index("--output_dir") + 1]) / "lightning_logs" / "version_0"
+        run.mkdir(parents=True)
+        (run / "model.pt").write_bytes(b"trained")
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_train)
+    monkeypatch.setattr(bench, "ptychi_available", lambda: "pty-chi must not be needed")
+    monkeypatch.setattr(bench, "compare", lambda *a: (_ for _ in ()).throw(AssertionError("nothing is compared")))
+    argv = ["--cases", "images,lowdose", "--train-only", "--pinn-dir", str(tmp_path), "--train-scans", "2",
+            "--train-positions", "16", "--train-epochs", "3"]
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"[images] {tmp_path / 'images' / 'model.pt'}\n" in out and "[images] " + str(tmp_path) in out
+    assert len(commands) == 1  # one training, for lowdose only
+    files = commands[0][commands[0].index("--train_data_file") + 1: commands[0].index("--output_dir")]
+    assert [Path(f).name for f in files] == ["lowdose_train0.npz", "lowdose_train1.npz"]
+    assert (tmp_path / "images" / "model.pt").read_bytes() == b"kept"
+    assert (tmp_path / "lowdose" / "model.pt").read_bytes() == b"trained"
+    assert "trained in" in out and json.loads((tmp_path / "lowdose" / "training.json").read_text())["positions_per_scan"] == 16

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ptychodus_torch_plugin.config import ModelConfig
-from ptychodus_torch_plugin.models.generator import PatchGenerator, upsample2x
+from ptychodus_torch_plugin.models.generator import PatchGenerator, max_pool2x, upsample2x
 from ptychodus_torch_plugin.models.pinn import PtychoModel, SupervisedModel, normalise_probe
 from ptychodus_torch_plugin.plugins import build_plugin_host
 
@@ -57,6 +57,26 @@ def test_upsample_matches_nearest_interpolation():
     assert torch.equal(upsample2x(x), torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
 
 
+def test_strided_maximum_pools_like_max_pool2d_nan_included():
+    x = torch.randn(3, 4, 8, 6)
+    x[0, 1, 2, 3] = float("nan")
+    expected = torch.nn.functional.max_pool2d(x, 2)
+    torch.testing.assert_close(max_pool2x(x), expected, equal_nan=True)
+    assert torch.isnan(max_pool2x(x)[0, 1, 1, 1])
+
+
+def test_encoder_gives_the_same_patches_with_and_without_gradients():
+    """Inference pools with the strided maximum, training with max_pool2d: the patches must not differ."""
+    torch.manual_seed(0)
+    generator = PatchGenerator(1, [4, 8, 16], support="central", shared=True, normalization="group").eval()
+    amplitudes = torch.rand(5, 1, 32, 32)
+    with torch.no_grad():
+        pooled_fast = generator(amplitudes)
+    with_grad = generator(amplitudes.requires_grad_())
+    assert with_grad.requires_grad
+    torch.testing.assert_close(pooled_fast, with_grad.detach(), rtol=0, atol=0)
+
+
 def test_probe_normalisation_is_idempotent_and_targets_a_quarter_of_the_window():
     probe = normalise_probe(_probe(32)[None] * 7.0)
     assert float(probe.abs().square().sum()) == pytest.approx(32 * 32 / 4, rel=1e-5)
@@ -85,8 +105,8 @@ def test_supervised_loss_is_zero_for_the_true_patches_and_positive_otherwise():
     amplitudes = torch.rand(3, 1, 32, 32)
     with torch.no_grad():
         predicted = model(amplitudes)
-    assert float(model.training_loss({"amplitudes": amplitudes, "truth": predicted})) == pytest.approx(0, abs=1e-6)
-    assert float(model.training_loss({"amplitudes": amplitudes, "truth": predicted * 0.5})) > 0
+    assert model.training_loss({"amplitudes": amplitudes, "truth": predicted}).item() == pytest.approx(0, abs=1e-6)
+    assert model.training_loss({"amplitudes": amplitudes, "truth": predicted * 0.5}).item() > 0
 
 
 def test_built_in_model_types_are_registered_through_the_hook():

@@ -19,6 +19,16 @@ from ..physics.scan_model import place_windows, scan_amplitudes
 
 #: Patterns per chunk when fitting the gain (bounded memory for long scans).
 _CHUNK = 1024
+#: The gain is one number: this many patterns, spread evenly over the scan, fix it (a forward pass over
+#: all 1500 of a scan took 0.3 s of the 3.3 s seed on 2 CPU threads).
+GAIN_PATTERNS = 256
+
+
+def spread_indices(n_patterns: int, wanted: int) -> np.ndarray:
+    """``min(n_patterns, wanted)`` distinct indices spread evenly from the first pattern to the last."""
+    if n_patterns <= wanted:
+        return np.arange(n_patterns)
+    return np.unique(np.linspace(0, n_patterns - 1, wanted).round().astype(np.int64))
 
 
 def fill_unmeasured(obj: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -31,17 +41,20 @@ def fill_unmeasured(obj: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return filled
 
 
-def amplitude_gain(obj: np.ndarray, scan: ScanData, device: torch.device) -> float:
-    """The real gain g minimising sum (|F(P g O)| - A)^2 over the scan: g = sum A |F| / sum |F|^2."""
+def amplitude_gain(obj: np.ndarray, scan: ScanData, device: torch.device,
+                   max_patterns: int = GAIN_PATTERNS) -> float:
+    """The real gain g minimising sum (|F(P g O)| - A)^2 over (up to ``max_patterns`` evenly spread
+    patterns of) the scan: g = sum A |F| / sum |F|^2."""
     obj_t = torch.as_tensor(obj, device=device)
     probe = torch.as_tensor(scan.probe, device=device)
     place_windows(scan.positions, scan.patch_size, scan.object_shape)  # validates once, clear error
+    chosen = spread_indices(scan.n_patterns, max_patterns)
     cross = torch.zeros((), dtype=torch.float64, device=device)
     power = torch.zeros((), dtype=torch.float64, device=device)
-    for start in range(0, scan.n_patterns, _CHUNK):
-        stop = min(start + _CHUNK, scan.n_patterns)
-        predicted = scan_amplitudes(obj_t, probe, scan.positions[start:stop]).double()
-        measured = torch.as_tensor(scan.amplitudes[start:stop], device=device).double()
+    for start in range(0, len(chosen), _CHUNK):
+        indices = chosen[start : start + _CHUNK]
+        predicted = scan_amplitudes(obj_t, probe, scan.positions[indices]).double()
+        measured = torch.as_tensor(scan.amplitudes[indices], device=device).double()
         cross += (predicted * measured).sum()
         power += predicted.square().sum()
     if not float(power) > 0:
