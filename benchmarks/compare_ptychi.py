@@ -42,10 +42,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ptychi_runner import ptychi_available, run_ptychi  # noqa: E402
 
+from ptychodus_torch_plugin.config import PerformanceConfig  # noqa: E402
 from ptychodus_torch_plugin.data import save_npz  # noqa: E402
 from ptychodus_torch_plugin.data.scan import ScanData  # noqa: E402
 from ptychodus_torch_plugin.data.simulate import SimulationConfig, simulate  # noqa: E402
-from ptychodus_torch_plugin.config import PerformanceConfig  # noqa: E402
 from ptychodus_torch_plugin.evaluation import evaluate, region_mask  # noqa: E402
 from ptychodus_torch_plugin.models.model_file import load_model  # noqa: E402
 from ptychodus_torch_plugin.plugins import build_plugin_host  # noqa: E402

@@ -61,8 +61,8 @@ def upsample2x(x: torch.Tensor) -> torch.Tensor:
 def max_pool2x(x: torch.Tensor) -> torch.Tensor:
     """2x2 max pooling of (B, C, H, W), even H and W, as the maximum of its four strided views. The same
     values as ``max_pool2d`` (NaN propagates in both), without the argmax indices the CPU kernel computes
-    even when nothing will be differentiated: about 3x faster there, where pooling took 11 % of an
-    inference pass (N = 64, GroupNorm network, profiled)."""
+    even when nothing will be differentiated: a whole N = 64 inference pass is 6 % faster in fp32 and 22 %
+    in bf16 on the CPU (findings ITER-008)."""
     top = torch.maximum(x[:, :, 0::2, 0::2], x[:, :, 0::2, 1::2])
     return torch.maximum(top, torch.maximum(x[:, :, 1::2, 0::2], x[:, :, 1::2, 1::2]))
 
