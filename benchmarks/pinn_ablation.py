@@ -141,7 +141,8 @@ def make_scan(args: argparse.Namespace, positions: int, index: int | None) -> Sc
         seed = 2 if index is None else 11 + index
         step = args.step if args.step else args.patch_size / 16
         return simulate_paper_lines(args.patch_size, positions, seed, args.nphotons or 1e9, step)
-    return simulate(simulation(args.case, args.patch_size, positions, index, args.nphotons, args.step))
+    config = simulation(args.case, args.patch_size, positions, index, args.nphotons, args.step)
+    return simulate(replace(config, probe_radius_px=args.probe_radius) if args.probe_radius else config)
 
 
 def simulation(case: str, patch_size: int, positions: int, index: int | None, nphotons: float | None,
@@ -169,7 +170,8 @@ def dataset(args: argparse.Namespace) -> tuple[list[Path], Path]:
     """Simulate (or reuse) the training scans and the test scan; returns their files."""
     folder = args.data_dir / f"{args.case}_N{args.patch_size}_obj{args.train_objects}_pos{args.train_positions}_" \
                              f"test{args.test_positions}_ph{args.nphotons or 'default'}" \
-                             f"{f'_step{args.step:g}' if args.step else ''}"
+                             f"{f'_step{args.step:g}' if args.step else ''}" \
+                             f"{f'_probe{args.probe_radius:g}' if args.probe_radius else ''}"
     folder.mkdir(parents=True, exist_ok=True)
     per_object = args.train_positions // args.train_objects
     train_files = []
@@ -228,6 +230,8 @@ def main() -> None:
     parser.add_argument("--nphotons", type=float, default=None,
                         help="default: 1e5 (lines), 1e6 (disklines, images), 1e9 (paperlines)")
     parser.add_argument("--step", type=float, default=None, help="scan step, px (default N/8; paperlines N/16)")
+    parser.add_argument("--probe-radius", type=float, default=None,
+                        help="probe radius, px (default N/5); not for paperlines, which has its own probe")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/pinn_ablation_data"))
@@ -235,12 +239,15 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, help="append one JSON line per run")
     args = parser.parse_args()
+    if args.probe_radius and args.case == "paperlines":
+        parser.error("--probe-radius: the paperlines case has its own probe (PtychoPINN's)")
     torch.set_num_threads(args.threads)
     train_files, test = dataset(args)
     rows = []
     for variant in args.variants.split(","):
         for gridsize in map(int, args.gridsize.split(",")):
-            output = args.output_dir / f"{args.case}_N{args.patch_size}_{variant}_g{gridsize}_s{args.seed}"
+            probe = f"_probe{args.probe_radius:g}" if args.probe_radius else ""
+            output = args.output_dir / f"{args.case}{probe}_N{args.patch_size}_{variant}_g{gridsize}_s{args.seed}"
             config = configs(variant, gridsize, args, train_files, test, output)
             use_group_selection(config.group_selection)
             start = time.perf_counter()
@@ -248,7 +255,7 @@ def main() -> None:
             row = {"case": args.case, "N": args.patch_size, "gridsize": gridsize, "variant": variant,
                    "epochs": args.epochs, "seed": args.seed, "train_objects": args.train_objects,
                    "train_positions": args.train_positions, "test_positions": args.test_positions,
-                   "nphotons": args.nphotons, "step": args.step,
+                   "nphotons": args.nphotons, "step": args.step, "probe_radius": args.probe_radius,
                    "threads": args.threads, "wall_s": round(time.perf_counter() - start, 1),
                    "val_nll": result.history[-1].get("val_loss"), "best_val_nll": min(
                        h["val_loss"] for h in result.history if "val_loss" in h),
