@@ -30,6 +30,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -42,7 +43,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ptychi_runner import ptychi_available, run_ptychi  # noqa: E402
 
-from ptychodus_torch_plugin.config import PerformanceConfig  # noqa: E402
+from ptychodus_torch_plugin.cli.speed_options import add_speed_arguments, performance_from_args  # noqa: E402
 from ptychodus_torch_plugin.data import save_npz  # noqa: E402
 from ptychodus_torch_plugin.data.scan import ScanData  # noqa: E402
 from ptychodus_torch_plugin.data.simulate import SimulationConfig, simulate  # noqa: E402
@@ -199,7 +200,7 @@ def compare(case: Case, args: argparse.Namespace, folder: Path) -> dict[str, Any
     if model_path is not None:
         model = load_model(model_path, build_plugin_host(load_entry_points=False))[0]
         with_model = ReconstructRequest(scan=scan, device=device, iterative=iterative, model=model,
-                                        performance=PerformanceConfig(precision=args.precision))
+                                        performance=performance_from_args(args))
         runs += [("pinn", lambda: run_ours("pinn", scan, mask, with_model, wanted)),
                  ("pinn+iterative", lambda: run_ours("pinn+iterative", scan, mask, with_model, wanted))]
     for method in ("lsqml", "epie"):
@@ -307,12 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
                         help="further flags for `ptychodus-torch train` (last on the line)")
     parser.add_argument("--skip-pinn", action="store_true", help="iterative and pty-chi only")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                        help="of the network pass in pinn and pinn+iterative (auto: bf16 on CUDA, fp32 on a CPU)")
     parser.add_argument("--train-only", action="store_true",
                         help="train (or find) each case's network in --pinn-dir and stop: lets the networks be "
                              "trained side by side beforehand, so that the timed run has the machine alone")
     parser.add_argument("--json", type=Path, default=None)
+    add_speed_arguments(parser)  # the network pass of pinn and pinn+iterative, as in `reconstruct`
     parser.add_argument("--retabulate", type=Path, default=None, metavar="JSON",
                         help="reprint a stored run's tables (adding the within-tolerance column); run nothing")
     args = parser.parse_args(argv)
@@ -320,8 +320,6 @@ def main(argv: list[str] | None = None) -> int:
         retabulate(args.retabulate)
         return 0
     if args.train_only:
-        import tempfile
-
         with tempfile.TemporaryDirectory() as tmp:
             for name in args.cases.split(","):
                 model, seconds = trained_model(CASES[name], args, Path(tmp))
@@ -333,8 +331,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.json = args.json or RESULTS / f"compare_ptychi_{args.device.split(':')[0]}.json"
     results = []
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.cases.split(","):
             results.append(compare(CASES[name], args, Path(tmp)))

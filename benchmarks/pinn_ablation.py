@@ -166,12 +166,16 @@ def simulation(case: str, patch_size: int, positions: int, index: int | None, np
     raise SystemExit(f"unknown case {case!r}: lines, disklines, images or paperlines")
 
 
+def probe_tag(args: argparse.Namespace) -> str:
+    """``_probe<R>`` in data and run folder names when ``--probe-radius`` is given, so runs never share."""
+    return f"_probe{args.probe_radius:g}" if args.probe_radius else ""
+
+
 def dataset(args: argparse.Namespace) -> tuple[list[Path], Path]:
     """Simulate (or reuse) the training scans and the test scan; returns their files."""
     folder = args.data_dir / f"{args.case}_N{args.patch_size}_obj{args.train_objects}_pos{args.train_positions}_" \
                              f"test{args.test_positions}_ph{args.nphotons or 'default'}" \
-                             f"{f'_step{args.step:g}' if args.step else ''}" \
-                             f"{f'_probe{args.probe_radius:g}' if args.probe_radius else ''}"
+                             f"{f'_step{args.step:g}' if args.step else ''}{probe_tag(args)}"
     folder.mkdir(parents=True, exist_ok=True)
     per_object = args.train_positions // args.train_objects
     train_files = []
@@ -246,8 +250,8 @@ def main() -> None:
     rows = []
     for variant in args.variants.split(","):
         for gridsize in map(int, args.gridsize.split(",")):
-            probe = f"_probe{args.probe_radius:g}" if args.probe_radius else ""
-            output = args.output_dir / f"{args.case}{probe}_N{args.patch_size}_{variant}_g{gridsize}_s{args.seed}"
+            name = f"{args.case}{probe_tag(args)}_N{args.patch_size}_{variant}_g{gridsize}_s{args.seed}"
+            output = args.output_dir / name
             config = configs(variant, gridsize, args, train_files, test, output)
             use_group_selection(config.group_selection)
             start = time.perf_counter()

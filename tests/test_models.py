@@ -205,7 +205,7 @@ def test_model_files_without_the_new_settings_rebuild_as_they_were_made():
                             _probe(32), 2.5).state_dict()
     model = PtychoModel(config, _probe(32), intensity_scale=1.0, canvas_size=48)
     model.load_state_dict(old_state, strict=False)
-    assert float(model.scale) == pytest.approx(2.5) and float(model.gain) == 1.0
+    assert model.scale.item() == pytest.approx(2.5) and model.gain.item() == 1.0
     model.load_state_dict({**old_state, "canvas_size": torch.tensor(48)})  # strict: log_gain filled in
     assert float(model.gain) == 1.0
 
