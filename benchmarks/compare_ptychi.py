@@ -278,7 +278,8 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"\n== {result['case']} (pty-chi LSQML final: amplitude SSIM {target['amplitude_ssim']:.3f}, "
           f"phase SSIM {target['phase_ssim']:.3f})")
     print(f"{'method':16} {'epochs':>6} {'wall s':>8} {'amp SSIM':>8} {'ph SSIM':>8} {'amp PSNR':>8} "
-          f"{'ph PSNR':>8} {'FRC':>6} {'amp FRC':>7} {'ph FRC':>6} {'s to LSQML':>10} {'s to -.001':>10}")
+          f"{'ph PSNR':>8} {'FRC':>6} {'amp FRC':>7} {'ph FRC':>6} {'s to LSQML':>10} {'s to -.001':>10} "
+          f"{'paper SSIM':>11}")
     for row in result["rows"]:
         reach = row["seconds_to_lsqml_quality"]
         near = row.get("seconds_to_within_tolerance")
@@ -286,7 +287,17 @@ def print_table(result: dict[str, Any]) -> None:
               f"{row['phase_ssim']:8.3f} {row['amplitude_psnr_db']:8.2f} {row['phase_psnr_db']:8.2f} "
               f"{row['frc_cutoff']:6.3f} {_cell(row.get('amplitude_frc_cutoff'), 7)} "
               f"{_cell(row.get('phase_frc_cutoff'), 6)} "
-              f"{'-' if reach is None else f'{reach:.2f}':>10} {'-' if near is None else f'{near:.2f}':>10}")
+              f"{'-' if reach is None else f'{reach:.2f}':>10} {'-' if near is None else f'{near:.2f}':>10} "
+              f"{_paper_cell(row):>11}")
+    print("paper SSIM: amplitude / phase in PtychoPINN's convention (phase over a 2pi range; "
+          "evaluation.paper_convention_ssim), to read against the paper's figures")
+
+
+def _paper_cell(row: dict[str, Any]) -> str:
+    """``amp/phase`` SSIM in the paper's convention, ``-`` for runs stored before it was measured."""
+    if row.get("paper_amplitude_ssim") is None:
+        return "-"
+    return f"{row['paper_amplitude_ssim']:.3f}/{row['paper_phase_ssim']:.3f}"
 
 
 def _models(text: str) -> dict[str, Path]:

@@ -48,6 +48,7 @@ from scipy import ndimage
 from ptychodus_torch_plugin.config import ExecutionConfig, ModelConfig, TrainingConfig
 from ptychodus_torch_plugin.data import save_npz
 from ptychodus_torch_plugin.data.simulate.config import SimulationConfig
+from ptychodus_torch_plugin.data.simulate.objects import BUNDLED_IMAGES, bundled_image, to_transmission, unit_range
 from ptychodus_torch_plugin.data.scan import ScanData
 from ptychodus_torch_plugin.data.simulate.probes import make_probe
 from ptychodus_torch_plugin.data.simulate.scans import make_trajectory, place_in_object, required_object_size
@@ -95,6 +96,10 @@ TRAIN_PICTURES: tuple[tuple[str, str], ...] = (
     ("coffee", "rocket"), ("horse", "cell"), ("chelsea", "immunohistochemistry"), ("moon", "coins"),
 )
 TEST_PICTURES = ("camera", "astronaut")
+#: Pictures that ``--picture-crops`` draws training objects from: every bundled one but the test pair.
+CROP_PICTURES = tuple(name for name in BUNDLED_IMAGES if name not in TEST_PICTURES)
+#: Each picture is first resized to this square (as ``bundled_image`` squeezes it), then windowed.
+BUNDLED_SIDE = (512, 512)
 
 MODEL_KEYS = {f.name for f in fields(ModelConfig)}
 
@@ -136,7 +141,45 @@ def simulate_paper_lines(patch_size: int, positions: int, seed: int, nphotons: f
                            f"{nphotons:g} photons")
 
 
+def picture_crop(name: str, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A random window (35-100 % of the picture's shorter side, anywhere in it) of a bundled picture, in a
+    random one of its eight orientations, resized to ``shape``, in [0, 1]: many distinct training objects
+    from a few pictures, at several feature scales."""
+    from skimage.transform import resize
+
+    picture = bundled_image(BUNDLED_SIDE, name)
+    side = int(round(rng.uniform(0.35, 1.0) * BUNDLED_SIDE[0]))
+    top, left = (int(rng.integers(0, BUNDLED_SIDE[0] - side + 1)) for _ in range(2))
+    window = np.rot90(picture[top:top + side, left:left + side], int(rng.integers(4)))
+    if rng.integers(2):
+        window = window[:, ::-1]
+    return unit_range(resize(window, shape, order=1, anti_aliasing=True))
+
+
+def simulate_picture_crops(config: SimulationConfig) -> ScanData:
+    """The ``images`` case's scan (same trajectory, probe and dose as ``config``) of an object whose amplitude
+    and phase are :func:`picture_crop` windows of two different :data:`CROP_PICTURES`."""
+    object_rng, scan_rng, noise_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(3))
+    trajectory = make_trajectory(config.scan_kind, config.n_positions, config.step)
+    shape = required_object_size(trajectory, config.patch_size, 0.0)
+    where = place_in_object(trajectory, shape, config.patch_size, 0.0, scan_rng)
+    names = object_rng.choice(len(CROP_PICTURES), size=2, replace=False)
+    obj = to_transmission(*(picture_crop(CROP_PICTURES[i], shape, object_rng) for i in names))
+    probe = make_probe(config.probe_kind, config.patch_size, config.probe_radius, edge_px=config.probe_edge_px,
+                       focus_radius_px=config.probe_focus_radius_px, central_stop=config.probe_central_stop)
+    intensity = noiseless_intensity(obj, probe, where)
+    scale = float(config.nphotons) / float(np.mean(np.sum(intensity, axis=(-2, -1))))
+    counts = noise_rng.poisson(intensity * scale).astype(np.float64)
+    return ScanData(amplitudes=np.sqrt(counts).astype(np.float32), probe=(probe * np.sqrt(scale)).astype(np.complex64),
+                    positions=where, object_truth=obj, scan_index=np.zeros(config.n_positions, dtype=np.int64),
+                    source=f"picture crops of {CROP_PICTURES[names[0]]} / {CROP_PICTURES[names[1]]}, "
+                           f"seed {config.seed}, {config.n_positions} positions")
+
+
 def make_scan(args: argparse.Namespace, positions: int, index: int | None) -> ScanData:
+    if args.picture_crops and index is not None:
+        return simulate_picture_crops(simulation(args.case, args.patch_size, positions, index, args.nphotons,
+                                                 args.step))
     if args.case == "paperlines":
         seed = 2 if index is None else 11 + index
         step = args.step if args.step else args.patch_size / 16
@@ -171,11 +214,16 @@ def probe_tag(args: argparse.Namespace) -> str:
     return f"_probe{args.probe_radius:g}" if args.probe_radius else ""
 
 
+def data_tag(args: argparse.Namespace) -> str:
+    """What else sets the simulated scans apart, for data and run folder names: probe radius, picture crops."""
+    return probe_tag(args) + ("_crops" if args.picture_crops else "")
+
+
 def dataset(args: argparse.Namespace) -> tuple[list[Path], Path]:
     """Simulate (or reuse) the training scans and the test scan; returns their files."""
     folder = args.data_dir / f"{args.case}_N{args.patch_size}_obj{args.train_objects}_pos{args.train_positions}_" \
                              f"test{args.test_positions}_ph{args.nphotons or 'default'}" \
-                             f"{f'_step{args.step:g}' if args.step else ''}{probe_tag(args)}"
+                             f"{f'_step{args.step:g}' if args.step else ''}{data_tag(args)}"
     folder.mkdir(parents=True, exist_ok=True)
     per_object = args.train_positions // args.train_objects
     train_files = []
@@ -218,7 +266,8 @@ def configs(variant: str, gridsize: int, args: argparse.Namespace, train_files: 
     return replace(config, **training)
 
 
-KEYS = ("amplitude_ssim", "phase_ssim", "amplitude_pearson", "phase_pearson", "frc_cutoff")
+KEYS = ("amplitude_ssim", "phase_ssim", "amplitude_pearson", "phase_pearson", "frc_cutoff", "paper_amplitude_ssim",
+        "paper_phase_ssim")
 
 
 def main() -> None:
@@ -236,6 +285,9 @@ def main() -> None:
     parser.add_argument("--step", type=float, default=None, help="scan step, px (default N/8; paperlines N/16)")
     parser.add_argument("--probe-radius", type=float, default=None,
                         help="probe radius, px (default N/5); not for paperlines, which has its own probe")
+    parser.add_argument("--picture-crops", action="store_true",
+                        help="images case: each training object from random windows (crop, rotation, flip) of "
+                             "two of the pictures outside the test pair, instead of whole picture pairs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/pinn_ablation_data"))
@@ -245,12 +297,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.probe_radius and args.case == "paperlines":
         parser.error("--probe-radius: the paperlines case has its own probe (PtychoPINN's)")
+    if args.picture_crops and args.case != "images":
+        parser.error("--picture-crops: only for the images case")
     torch.set_num_threads(args.threads)
     train_files, test = dataset(args)
     rows = []
     for variant in args.variants.split(","):
         for gridsize in map(int, args.gridsize.split(",")):
-            name = f"{args.case}{probe_tag(args)}_N{args.patch_size}_{variant}_g{gridsize}_s{args.seed}"
+            name = f"{args.case}{data_tag(args)}_N{args.patch_size}_{variant}_g{gridsize}_s{args.seed}"
             output = args.output_dir / name
             config = configs(variant, gridsize, args, train_files, test, output)
             use_group_selection(config.group_selection)
@@ -260,6 +314,7 @@ def main() -> None:
                    "epochs": args.epochs, "seed": args.seed, "train_objects": args.train_objects,
                    "train_positions": args.train_positions, "test_positions": args.test_positions,
                    "nphotons": args.nphotons, "step": args.step, "probe_radius": args.probe_radius,
+                   "picture_crops": args.picture_crops,
                    "threads": args.threads, "wall_s": round(time.perf_counter() - start, 1),
                    "val_nll": result.history[-1].get("val_loss"), "best_val_nll": min(
                        h["val_loss"] for h in result.history if "val_loss" in h),

@@ -156,7 +156,9 @@ def reconstruct_scan(
         amplitudes = amplitudes.pin_memory()
     gain = float(model.scale.detach()) / intensity_scale(amplitudes)
     weights = model.illumination().to(device)
-    accumulator = ObjectAccumulator(tuple(scan.object_shape), device=device, dtype=torch.complex64)
+    # Bilinear placement: a decoded patch ends at its support's edge, and a Fourier shift of it would ring.
+    accumulator = ObjectAccumulator(tuple(scan.object_shape), device=device, dtype=torch.complex64,
+                                    resampling="bilinear")
     placement = accumulator.place(np.asarray(scan.positions, dtype=np.float64), size)
     chunk_groups = min(batch_size, max(int(groups.shape[0]), 1))
     example = torch.zeros(chunk_groups, gridsize**2, size, size, device=device)

@@ -113,21 +113,28 @@ def test_variant_names_parse_and_bad_ones_are_refused():
         benchmark.parse_args(["--device", "cpu", "--variants", "bf16+graphs"])
 
 
-def test_ablation_probe_radius_reaches_the_simulated_probe():
-    """``pinn_ablation.py --probe-radius R`` simulates with a disk of radius R (default N/5)."""
-    import argparse
+def _load_ablation():
     import sys
-
-    import numpy as np
 
     path = ROOT / "benchmarks" / "pinn_ablation.py"
     spec = importlib.util.spec_from_file_location("pinn_ablation_benchmark", path)
     ablation = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = ablation
     spec.loader.exec_module(ablation)
+    return ablation
+
+
+def test_ablation_probe_radius_reaches_the_simulated_probe():
+    """``pinn_ablation.py --probe-radius R`` simulates with a disk of radius R (default N/5)."""
+    import argparse
+
+    import numpy as np
+
+    ablation = _load_ablation()
 
     def power_within(probe_radius: float | None, radius: float) -> float:
-        args = argparse.Namespace(case="disklines", patch_size=32, nphotons=None, step=None, probe_radius=probe_radius)
+        args = argparse.Namespace(case="disklines", patch_size=32, nphotons=None, step=None, probe_radius=probe_radius,
+                                  picture_crops=False)
         probe = np.abs(ablation.make_scan(args, 4, 0).probe[0]) ** 2
         axis = np.arange(32) - 16
         inside = np.hypot(axis[:, None], axis[None, :]) <= radius
@@ -135,3 +142,69 @@ def test_ablation_probe_radius_reaches_the_simulated_probe():
 
     assert power_within(3.2, 4.5) > 0.97  # a 3.2 px disk, soft edge 1.5 px
     assert power_within(None, 4.5) < 0.8  # the default 6.4 px disk (measured 0.63)
+
+
+def test_ablation_picture_crops_make_distinct_training_objects_and_keep_the_test_pair():
+    """``--picture-crops``: every training object is a different window of pictures outside the test pair,
+    scanned as the images case is; the unseen test scan stays the whole (camera, astronaut) pair."""
+    import argparse
+
+    import numpy as np
+
+    pytest.importorskip("skimage")
+    ablation = _load_ablation()
+    assert not set(ablation.TEST_PICTURES) & set(ablation.CROP_PICTURES)
+    args = argparse.Namespace(case="images", patch_size=16, nphotons=None, step=None, probe_radius=None,
+                              picture_crops=True)
+    plain = argparse.Namespace(**{**vars(args), "picture_crops": False})
+    first, second = (ablation.make_scan(args, 9, index) for index in (0, 1))
+    assert first.object_truth.shape == second.object_truth.shape
+    assert not np.allclose(first.object_truth, second.object_truth)
+    whole = ablation.make_scan(plain, 9, 0)
+    assert np.array_equal(first.positions, whole.positions)  # the images case's scan, another object
+    assert not np.allclose(first.object_truth, whole.object_truth)
+    amplitude, phase = np.abs(first.object_truth), np.angle(first.object_truth)
+    assert amplitude.min() >= 0.5 - 1e-6 and amplitude.max() <= 1 + 1e-6 and np.ptp(amplitude) > 0.2
+    assert np.abs(phase).max() <= np.pi / 2 + 1e-6 and np.ptp(phase) > 1.0
+    np.testing.assert_array_equal(ablation.make_scan(args, 9, None).object_truth,
+                                  ablation.make_scan(plain, 9, None).object_truth)
+
+
+def test_patch_phase_sync_recovers_per_patch_phase_offsets_at_sub_pixel_positions():
+    """``patch_phase_sync.py``: patches of one object at sub-pixel positions, each times its own random
+    phase, get those phases back (up to one global phase) from their overlaps alone. The object carries a
+    phase ramp of 0.5 rad/px, so a wrong sign or size of the sub-pixel shift would leave errors of tenths of
+    a radian."""
+    import sys
+
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("patch_phase_sync", ROOT / "benchmarks" / "patch_phase_sync.py")
+    sync = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sync)
+
+    rng = np.random.default_rng(5)
+    period, n, side = 128.0, 16, 8
+    waves = [((10.0, 0.0), 1.0)] + [(tuple(rng.integers(-4, 5, 2).astype(float)), 0.3 * rng.standard_normal())
+                                    for _ in range(6)]
+
+    def field(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        total = sum(a * np.exp(2j * np.pi * (k[0] * rows + k[1] * cols) / period) for k, a in waves)
+        return np.exp(1j * np.angle(total)) * (1.2 + 0.2 * np.real(total) / np.abs(total))
+
+    grid = np.stack(np.meshgrid(np.arange(6) * 3.0, np.arange(6) * 3.0, indexing="ij"), -1).reshape(-1, 2)
+    positions = grid + rng.uniform(0, 1, grid.shape)
+    u = np.arange(n, dtype=float)
+    truth_offsets = rng.uniform(-np.pi, np.pi, len(positions))
+    patches = np.stack([field(p[0] + u[:, None], p[1] + u[None, :]) * np.exp(1j * o)
+                        for p, o in zip(positions, truth_offsets)])
+    weights = torch.zeros(n, n)
+    weights[4:4 + side, 4:4 + side] = 1.0
+    pairs, products = sync.overlap_products(torch.from_numpy(patches.astype(np.complex64)), positions, weights)
+    assert len(pairs) > 50
+    theta = sync.synchronised_phases(pairs, products, len(positions))
+    error = np.angle(np.exp(1j * (theta - truth_offsets)))
+    error = np.angle(np.exp(1j * (error - np.angle(np.exp(1j * error).mean()))))
+    assert np.abs(error).max() < 0.05

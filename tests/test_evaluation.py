@@ -91,3 +91,34 @@ def test_amplitude_noise_shows_in_the_amplitude_frc_when_the_phase_dominates(reg
     assert clean.amplitude_frc_cutoff == clean.phase_frc_cutoff == 1.0
     assert report.phase_frc_cutoff == 1.0 and report.amplitude_frc_cutoff < 0.5
     assert report.amplitude_frc_cutoff < report.frc_cutoff
+
+
+def test_paper_convention_ssim_reads_the_phase_over_2pi(truth, region):
+    """PtychoPINN's phase SSIM maps the phase onto [0, 1] over 2pi, which is more lenient than ours (over
+    the true phase's own range) whenever that range is below 2pi; a perfect image scores 1 either way, and
+    the amplitude's global gain does not count in either."""
+    from skimage.metrics import structural_similarity
+
+    clean = evaluate(truth, truth, region)
+    assert clean.paper_amplitude_ssim == pytest.approx(1.0) and clean.paper_phase_ssim == pytest.approx(1.0)
+    rng = np.random.default_rng(4)
+    noisy_phase = np.angle(truth) + 0.3 * rng.standard_normal(truth.shape)
+    report = evaluate(np.abs(truth) * np.exp(1j * noisy_phase), truth, region)
+    assert report.phase_range < 2 * np.pi
+    assert report.phase_ssim < report.paper_phase_ssim < 1.0
+    box = (slice(16, 80), slice(16, 80))
+    by_hand = structural_similarity((np.angle(truth)[box] + np.pi) / (2 * np.pi), (noisy_phase[box] + np.pi) / (2 * np.pi),
+                                    data_range=1.0, win_size=7)
+    assert report.paper_phase_ssim == pytest.approx(by_hand, abs=0.01)
+    scaled = evaluate(3.0 * truth, truth, region)
+    assert scaled.paper_amplitude_ssim == pytest.approx(1.0)
+
+
+def test_a_six_pixel_region_is_graded_with_a_window_that_fits():
+    """A region whose box is 6 x 6 (a tiny scan) gets a 5-pixel SSIM window, not 7 (which skimage refuses)."""
+    rng = np.random.default_rng(6)
+    truth = (1 + 0.2 * rng.random((12, 12))) * np.exp(1j * rng.random((12, 12)))
+    mask = np.zeros((12, 12), bool)
+    mask[3:9, 3:9] = True
+    report = evaluate(truth, truth, mask)
+    assert report.amplitude_ssim == pytest.approx(1.0) and report.paper_phase_ssim == pytest.approx(1.0)

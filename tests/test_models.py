@@ -234,3 +234,30 @@ def test_inference_passes_each_pattern_once_when_patterns_are_independent(encode
         single.load_state_dict(model.state_dict())
         alone = inference.reconstruct_scan(single, scan, batch_size=16)
         np.testing.assert_allclose(result.object, alone.object, rtol=1e-5, atol=1e-6)
+
+
+def test_inference_stitches_decoded_patches_without_ringing_at_half_pixel_positions():
+    """A network's patch stops at the edge of its central support. At half-pixel positions inference must
+    place it without the Fourier ringing that edge causes (QUALITY-006): a network that decodes the same
+    constant patch everywhere gives that constant back over the covered object."""
+    from dataclasses import replace
+
+    from ptychodus_torch_plugin import inference
+    from ptychodus_torch_plugin.data.simulate import SimulationConfig, simulate
+
+    scan = simulate(SimulationConfig(patch_size=32, n_positions=40, nphotons=1e5, seed=4, scan_kind="raster"))
+    scan = replace(scan, positions=np.floor(scan.positions) + 0.5)
+    model = PtychoModel(ModelConfig(patch_size=32, gridsize=1, channels=(4, 8, 16)), torch.from_numpy(scan.probe), 30.0)
+    support = model.generator.support == "central"
+    border = 8 if support else 0
+
+    class Constant(torch.nn.Module):
+        def forward(self, amplitudes: torch.Tensor) -> torch.Tensor:
+            patch = torch.zeros(amplitudes.shape, dtype=torch.complex64)
+            patch[..., border:32 - border, border:32 - border] = 0.9 * np.exp(0.4j)
+            return patch
+
+    model.generator = Constant()
+    result = inference.reconstruct_scan(model, scan, batch_size=16, device=torch.device("cpu"))
+    inside = result.weights > 0.5 * result.weights.max()
+    assert np.abs(result.object[inside] - 0.9 * np.exp(0.4j)).max() < 1e-5

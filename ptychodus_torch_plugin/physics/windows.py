@@ -59,3 +59,21 @@ def shift_windows(windows: Tensor, shifts: Tensor) -> Tensor:
     shifted = fourier_shift(windows, shifts)
     is_integer = (shifts == 0).all(dim=-1)[..., None, None]
     return torch.where(is_integer, windows.to(shifted.dtype), shifted)
+
+
+def bilinear_shift_windows(windows: Tensor, shifts: Tensor) -> Tensor:
+    """Shift windows (..., N, N) by sub-pixel shifts (..., 2) = (row, col) in [0, 1) with bilinear
+    interpolation, circularly (the remainders of :func:`split_positions`).
+
+    Same convention as :func:`fourier_shift`: out(r, c) = in(r - s_row, c - s_col). Why a second kernel:
+    a Fourier shift is exact for band-limited, periodic windows (object crops), but a decoded patch that
+    stops at the edge of its support is neither, and its Fourier shift rings across the whole window
+    (a 2-pixel ripple; docs/findings.md QUALITY-006). Bilinear taps are local and non-negative, so a weight
+    map shifted with them stays a weight map. A zero shift returns the window unchanged.
+    """
+    real = windows.real.dtype if windows.is_complex() else windows.dtype
+    shifts = torch.as_tensor(shifts, device=windows.device).to(real)
+    fr, fc = shifts[..., 0, None, None], shifts[..., 1, None, None]
+    up = torch.roll(windows, 1, dims=-2)
+    return ((1 - fr) * ((1 - fc) * windows + fc * torch.roll(windows, 1, dims=-1))
+            + fr * ((1 - fc) * up + fc * torch.roll(up, 1, dims=-1)))
