@@ -1,7 +1,7 @@
 """Would the network's object improve if each decoded patch's global phase were synchronised with its
 neighbours' before stitching?
 
-    python benchmarks/patch_phase_sync.py MODEL.pt --case images [--threads 1]
+    python benchmarks/patch_phase_sync.py MODEL.pt --case images [--threads 1] [--resampling bilinear]
 
 Why ask: one far-field pattern cannot tell a patch from the same patch times exp(i phi), so a network that
 decodes each pattern alone (the shared encoder, gridsize 1) can only guess each patch's phase offset, and
@@ -9,7 +9,8 @@ the stitch averages those guesses. Overlapping patches do measure their relative
 overlap constraint does for an iterative solver. This script measures what fixing them is worth on
 ``compare_ptychi.py``'s scans (test object, 1500 positions):
 
-1. every pattern through the network; patches stitched as ``pinn`` does (probe-intensity weights);
+1. every pattern through the network; patches stitched as ``pinn`` does (probe-intensity weights, bilinear
+   placement; ``--resampling fourier`` places them as inference did before QUALITY-006);
 2. for every pair of positions whose decoded supports overlap, the weighted overlap product
    c_ij = sum_x w p_i conj(w p_j), evaluated at the exact sub-pixel offset through the Fourier shift theorem;
 3. the offsets: the phases of the leading eigenvector of the Hermitian matrix (c_ij) (spectral angular
@@ -37,7 +38,7 @@ from compare_ptychi import CASES, illumination  # noqa: E402
 from ptychodus_torch_plugin.evaluation import evaluate, region_mask  # noqa: E402
 from ptychodus_torch_plugin.models.model_file import load_model  # noqa: E402
 from ptychodus_torch_plugin.physics.scale import intensity_scale  # noqa: E402
-from ptychodus_torch_plugin.physics.stitching import ObjectAccumulator  # noqa: E402
+from ptychodus_torch_plugin.physics.stitching import RESAMPLINGS, ObjectAccumulator  # noqa: E402
 from ptychodus_torch_plugin.plugins import build_plugin_host  # noqa: E402
 
 KEYS = ("amplitude_ssim", "phase_ssim", "amplitude_pearson", "phase_pearson", "paper_phase_ssim")
@@ -51,8 +52,9 @@ def decode_all(model: torch.nn.Module, amplitudes: np.ndarray, chunk: int = 256)
     return torch.cat([model(part[:, None] * gain)[:, 0] for part in data.split(chunk)])
 
 
-def stitch(patches: torch.Tensor, positions: np.ndarray, shape: tuple[int, int], weights: torch.Tensor) -> np.ndarray:
-    accumulator = ObjectAccumulator(shape, device=torch.device("cpu"), dtype=torch.complex64)
+def stitch(patches: torch.Tensor, positions: np.ndarray, shape: tuple[int, int], weights: torch.Tensor,
+           resampling: str = "bilinear") -> np.ndarray:
+    accumulator = ObjectAccumulator(shape, device=torch.device("cpu"), dtype=torch.complex64, resampling=resampling)
     placement = accumulator.place(positions, patches.shape[-1])
     accumulator.add_placed(patches, placement, torch.arange(patches.shape[0]), weights)
     return accumulator.result()[0].numpy()
@@ -102,6 +104,8 @@ def main() -> int:
     parser.add_argument("model", type=Path)
     parser.add_argument("--case", default="images", choices=sorted(CASES))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--resampling", default="bilinear", choices=RESAMPLINGS,
+                        help="how patches reach the object grid (inference: bilinear)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     case = CASES[args.case]
@@ -114,7 +118,8 @@ def main() -> int:
     shape = tuple(scan.object_shape)
 
     def grade(label: str, candidate: torch.Tensor, seconds: float | None = None) -> None:
-        report = evaluate(stitch(candidate, positions, shape, weights), scan.object_truth, mask).as_dict()
+        stitched = stitch(candidate, positions, shape, weights, args.resampling)
+        report = evaluate(stitched, scan.object_truth, mask).as_dict()
         timing = "" if seconds is None else f"  ({seconds:.2f} s)"
         print(f"{label:>26} " + " ".join(f"{k} {report[k]:.3f}" for k in KEYS) + timing, flush=True)
 

@@ -74,6 +74,8 @@ def bilinear_shift_windows(windows: Tensor, shifts: Tensor) -> Tensor:
     real = windows.real.dtype if windows.is_complex() else windows.dtype
     shifts = torch.as_tensor(shifts, device=windows.device).to(real)
     fr, fc = shifts[..., 0, None, None], shifts[..., 1, None, None]
-    up = torch.roll(windows, 1, dims=-2)
-    return ((1 - fr) * ((1 - fc) * windows + fc * torch.roll(windows, 1, dims=-1))
-            + fr * ((1 - fc) * up + fc * torch.roll(up, 1, dims=-1)))
+    # Separable, rows then columns, in place on the rolled copies: one pass with four taps took 3x as long
+    # on the CPU, and out-of-place temporaries made inference's whole pass 0.1 s slower (QUALITY-006).
+    # Differentiable in ``windows``, not in ``shifts`` (the in-place products overwrite what that needs).
+    rows = torch.roll(windows, 1, dims=-2).sub_(windows).mul_(fr).add_(windows)
+    return torch.roll(rows, 1, dims=-1).sub_(rows).mul_(fc).add_(rows)
