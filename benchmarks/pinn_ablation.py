@@ -88,6 +88,7 @@ CHANGES: dict[str, dict[str, Any]] = {
     "groupnorm": {"normalization": "group"},
     "nonorm": {"normalization": "none"},
     "lr3e-3": {"learning_rate": 3e-3},
+    "loginput": {},  # handled in use_log_input(): an experiment, not a package option
 }
 
 #: (amplitude, phase) pictures of the ``images`` case's training samples; the test sample is the default pair.
@@ -132,13 +133,21 @@ def simulate_paper_lines(patch_size: int, positions: int, seed: int, nphotons: f
     where = place_in_object(trajectory, shape, patch_size, 0.0, object_rng)
     obj = paper_lines_object(shape, object_rng)
     probe = make_probe("zoneplate", patch_size, patch_size / 5)
+    return counted_scan(obj, probe, where, nphotons, noise_rng,
+                        f"paper lines: N={patch_size}, {positions} positions, step {step}, seed {seed}, "
+                        f"{nphotons:g} photons")
+
+
+def counted_scan(obj: np.ndarray, probe: np.ndarray, where: np.ndarray, nphotons: float,
+                 noise_rng: np.random.Generator, source: str) -> ScanData:
+    """Poisson counts of ``obj`` under ``probe`` at ``where``, scaled to ``nphotons`` per pattern on average
+    (as ``simulate`` does), with the probe scaled to match."""
     intensity = noiseless_intensity(obj, probe, where)
     scale = nphotons / float(np.mean(np.sum(intensity, axis=(-2, -1))))
     counts = noise_rng.poisson(intensity * scale).astype(np.float64)
     return ScanData(amplitudes=np.sqrt(counts).astype(np.float32), probe=(probe * np.sqrt(scale)).astype(np.complex64),
-                    positions=where, object_truth=obj, scan_index=np.zeros(positions, dtype=np.int64),
-                    source=f"paper lines: N={patch_size}, {positions} positions, step {step}, seed {seed}, "
-                           f"{nphotons:g} photons")
+                    positions=where, object_truth=obj, scan_index=np.zeros(len(where), dtype=np.int64),
+                    source=source)
 
 
 def picture_crop(name: str, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -167,13 +176,9 @@ def simulate_picture_crops(config: SimulationConfig) -> ScanData:
     obj = to_transmission(*(picture_crop(CROP_PICTURES[i], shape, object_rng) for i in names))
     probe = make_probe(config.probe_kind, config.patch_size, config.probe_radius, edge_px=config.probe_edge_px,
                        focus_radius_px=config.probe_focus_radius_px, central_stop=config.probe_central_stop)
-    intensity = noiseless_intensity(obj, probe, where)
-    scale = float(config.nphotons) / float(np.mean(np.sum(intensity, axis=(-2, -1))))
-    counts = noise_rng.poisson(intensity * scale).astype(np.float64)
-    return ScanData(amplitudes=np.sqrt(counts).astype(np.float32), probe=(probe * np.sqrt(scale)).astype(np.complex64),
-                    positions=where, object_truth=obj, scan_index=np.zeros(config.n_positions, dtype=np.int64),
-                    source=f"picture crops of {CROP_PICTURES[names[0]]} / {CROP_PICTURES[names[1]]}, "
-                           f"seed {config.seed}, {config.n_positions} positions")
+    return counted_scan(obj, probe, where, float(config.nphotons), noise_rng,
+                        f"picture crops of {CROP_PICTURES[names[0]]} / {CROP_PICTURES[names[1]]}, "
+                        f"seed {config.seed}, {config.n_positions} positions")
 
 
 def make_scan(args: argparse.Namespace, positions: int, index: int | None) -> ScanData:
@@ -249,6 +254,21 @@ def use_group_selection(selection: str) -> None:
     inference.group_neighbours = functools.partial(grouping.group_neighbours, selection=selection)  # type: ignore
 
 
+def use_log_input(enabled: bool) -> None:
+    """Variant ``loginput``: the network sees log(1 + a/s) instead of a/s (a: amplitudes, s: the model's
+    input normaliser), which compresses a bright central spot against the weak high-angle speckle (the
+    disk-probe lead, findings QUALITY-005). Wired here by rebinding ``PtychoModel.forward`` for this
+    process, in training and in the trainer's final reconstruction alike; model files do not record it,
+    so a network trained this way is only graded here."""
+    from ptychodus_torch_plugin.models.pinn import PtychoModel
+
+    def forward(self: PtychoModel, amplitudes: torch.Tensor) -> torch.Tensor:
+        scaled = amplitudes / self.scale
+        return self.generator(torch.log1p(scaled) if enabled else scaled)
+
+    PtychoModel.forward = forward  # type: ignore[method-assign]
+
+
 def configs(variant: str, gridsize: int, args: argparse.Namespace, train_files: list[Path], test: Path,
             output: Path) -> TrainingConfig:
     names = variant.split("+")
@@ -308,6 +328,7 @@ def main() -> None:
             output = args.output_dir / name
             config = configs(variant, gridsize, args, train_files, test, output)
             use_group_selection(config.group_selection)
+            use_log_input("loginput" in variant.split("+"))
             start = time.perf_counter()
             result = train(config, ExecutionConfig(accelerator=args.device, logger="none"))
             row = {"case": args.case, "N": args.patch_size, "gridsize": gridsize, "variant": variant,

@@ -208,3 +208,26 @@ def test_patch_phase_sync_recovers_per_patch_phase_offsets_at_sub_pixel_position
     error = np.angle(np.exp(1j * (theta - truth_offsets)))
     error = np.angle(np.exp(1j * (error - np.angle(np.exp(1j * error).mean()))))
     assert np.abs(error).max() < 0.05
+
+
+def test_ablation_log_input_variant_feeds_the_network_log1p_of_the_scaled_amplitudes(monkeypatch):
+    """``--variants ...+loginput`` (an experiment wired in the benchmark, not a package option): the network
+    sees log(1 + a/s); without it, a/s, as the package's model does."""
+    import torch
+
+    from ptychodus_torch_plugin.config import ModelConfig
+    from ptychodus_torch_plugin.models.pinn import PtychoModel
+
+    monkeypatch.setattr(PtychoModel, "forward", PtychoModel.forward)  # restored after the test
+    ablation = _load_ablation()
+    probe = torch.ones(16, 16, dtype=torch.complex64)
+    model = PtychoModel(ModelConfig(patch_size=16, gridsize=1, channels=(4, 8)), probe, 2.0).eval()
+    seen = []
+    model.generator.forward = lambda x: seen.append(x) or torch.zeros(x.shape, dtype=torch.complex64)
+    amplitudes = torch.rand(3, 1, 16, 16) * 50
+    ablation.use_log_input(True)
+    model(amplitudes)
+    ablation.use_log_input(False)
+    model(amplitudes)
+    torch.testing.assert_close(seen[0], torch.log1p(amplitudes / 2.0))
+    torch.testing.assert_close(seen[1], amplitudes / 2.0)

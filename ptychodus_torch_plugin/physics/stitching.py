@@ -82,9 +82,10 @@ class ObjectAccumulator:
     ) -> None:
         """Add patches (M, N, N) placed at positions (M, 2) = (row, col), optionally weighted by (N, N).
 
-        Placement is the exact inverse of :func:`extract_patches`: shift by +frac, then add at the
-        floor origin. The weight is applied on that integer grid (it is not sub-pixel shifted), which keeps
-        the average exact for consistent patches and costs at most a one-pixel offset of the weighting.
+        With ``fourier`` resampling, placement is the exact inverse of :func:`extract_patches`: shift by
+        +frac, then add at the floor origin. The weight is applied on that integer grid (it is not sub-pixel
+        shifted), which keeps the average exact for consistent patches and costs at most a one-pixel offset
+        of the weighting. With ``bilinear``, w*patch and w are both shifted by +frac (see the class).
         """
         patches = as_complex(torch.as_tensor(patches)).to(device=self.device, dtype=self.dtype)
         if patches.ndim != 3 or patches.shape[-1] != patches.shape[-2]:
