@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,6 +50,10 @@ from .determinism import deterministic_algorithms, restore_rng_state, rng_state,
 from .schedules import build_scheduler, current_lr, step_scheduler
 from .step import TrainStep
 from .stopping import StopRequest
+
+
+class ResumeWarning(UserWarning):
+    """A setting given to ``--resume`` that the checkpoint overrides."""
 
 _log = logging.getLogger(__name__)
 
@@ -225,6 +231,13 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        resumed_rates = state["scheduler"].get("base_lrs") or []
+        if resumed_rates and not math.isclose(float(resumed_rates[0]), self.config.learning_rate, rel_tol=1e-9):
+            # The optimizer's state carries its own rate; a changed --learning_rate would otherwise vanish.
+            warnings.warn(f"--resume: the run goes on at the checkpoint's learning rate {float(resumed_rates[0]):g}; "
+                          f"--learning_rate {self.config.learning_rate:g} is not applied to a resumed run "
+                          "(a new run, without --resume, takes it)",
+                          ResumeWarning, stacklevel=2)
         progress = state["progress"]
         self.progress = _Progress(
             epoch=int(progress["epoch"]), step=int(progress["step"]), best_loss=float(progress["best_loss"]),

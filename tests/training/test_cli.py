@@ -172,3 +172,20 @@ def test_normalization_reaches_the_model_and_an_unknown_one_is_refused(tmp_path)
     refused = _python(["-m", "ptychodus_torch_plugin", "train", "--train_data_file", "a.npz", "--output_dir", "out",
                        "--normalization", "batch"], cwd=tmp_path)
     assert refused.returncode == 2 and "invalid choice: 'batch'" in refused.stderr
+
+
+def test_resume_with_another_learning_rate_says_the_checkpoint_s_rate_is_kept(tmp_path, tiny_scans):
+    """The optimizer's state carries its rate, so ``--resume --learning_rate X`` goes on at the old one. A user
+    who asked for X must read that in the plain command's output, not find it later in metrics.csv."""
+    common = ["-m", "ptychodus_torch_plugin", "train", "--train_data_file", str(tiny_scans[0]), "--output_dir", "out",
+              "--accelerator", "cpu", "--batch_size", "4", "--quiet", *TINY]
+    first = _python([*common, "--max_epochs", "1"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    resumed = _python([*common, "--max_epochs", "2", "--resume", "--learning_rate", "1e-4"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "the run goes on at the checkpoint's learning rate 0.001" in resumed.stderr
+    assert "--learning_rate 0.0001 is not applied" in resumed.stderr
+    with open(tmp_path / "out" / "lightning_logs" / "version_0" / "metrics.csv", newline="") as handle:
+        assert [float(r["lr"]) for r in csv.DictReader(handle)][-1] == 1e-3
+    same = _python([*common, "--max_epochs", "3", "--resume"], cwd=tmp_path)
+    assert same.returncode == 0 and "learning rate" not in same.stderr
