@@ -53,6 +53,7 @@ from ptychodus_torch_plugin.data.scan import ScanData
 from ptychodus_torch_plugin.data.simulate.probes import make_probe
 from ptychodus_torch_plugin.data.simulate.scans import make_trajectory, place_in_object, required_object_size
 from ptychodus_torch_plugin.data.simulate.simulate import noiseless_intensity, simulate
+from ptychodus_torch_plugin.models.pinn import PtychoModel
 from ptychodus_torch_plugin.training.trainer import train
 
 #: The configuration before this study (QUALITY-001): the changes below are measured against it.
@@ -103,6 +104,8 @@ CROP_PICTURES = tuple(name for name in BUNDLED_IMAGES if name not in TEST_PICTUR
 BUNDLED_SIDE = (512, 512)
 
 MODEL_KEYS = {f.name for f in fields(ModelConfig)}
+#: The package's own forward, put back for every variant without ``loginput`` (see :func:`use_log_input`).
+_PACKAGE_FORWARD = PtychoModel.forward
 
 
 def paper_lines_object(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -260,13 +263,11 @@ def use_log_input(enabled: bool) -> None:
     disk-probe lead, findings QUALITY-005). Wired here by rebinding ``PtychoModel.forward`` for this
     process, in training and in the trainer's final reconstruction alike; model files do not record it,
     so a network trained this way is only graded here."""
-    from ptychodus_torch_plugin.models.pinn import PtychoModel
 
-    def forward(self: PtychoModel, amplitudes: torch.Tensor) -> torch.Tensor:
-        scaled = amplitudes / self.scale
-        return self.generator(torch.log1p(scaled) if enabled else scaled)
+    def log_input_forward(self: PtychoModel, amplitudes: torch.Tensor) -> torch.Tensor:
+        return self.generator(torch.log1p(amplitudes / self.scale))
 
-    PtychoModel.forward = forward  # type: ignore[method-assign]
+    PtychoModel.forward = log_input_forward if enabled else _PACKAGE_FORWARD  # type: ignore[method-assign]
 
 
 def configs(variant: str, gridsize: int, args: argparse.Namespace, train_files: list[Path], test: Path,

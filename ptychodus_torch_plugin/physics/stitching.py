@@ -128,18 +128,16 @@ class ObjectAccumulator:
         rows, cols = window_indices(origins, patch_size)
         flat = (rows[:, :, None] * self.object_shape[1] + cols[:, None, :]).reshape(-1)
         real = real_dtype(self.dtype)
-        if frac is not None and self.resampling == "bilinear":
-            w = torch.ones(patch_size, patch_size, dtype=real, device=self.device) if weights is None \
-                else weights.to(real)
-            values = bilinear_shift_windows(patches * w, frac)
-            weight_values = bilinear_shift_windows(w.expand(count, patch_size, patch_size), frac).reshape(-1)
-        elif weights is None:
-            values = shift_windows(patches, frac) if frac is not None else patches
-            weight_values = torch.ones(flat.shape[0], dtype=real, device=self.device)
-        else:
-            w = weights.to(real)
-            values = (shift_windows(patches, frac) if frac is not None else patches) * w
-            weight_values = w.expand(count, patch_size, patch_size).reshape(-1)
+        w = torch.ones(patch_size, patch_size, dtype=real, device=self.device) if weights is None \
+            else weights.to(real)
+        per_patch = w.expand(count, patch_size, patch_size)
+        if frac is None:
+            values, weight_values = patches * w, per_patch
+        elif self.resampling == "bilinear":  # the weighted patch and its weight move together
+            values, weight_values = bilinear_shift_windows(patches * w, frac), bilinear_shift_windows(per_patch, frac)
+        else:  # the patch moves, its weight stays on the integer grid
+            values, weight_values = shift_windows(patches, frac) * w, per_patch
+        weight_values = weight_values.reshape(-1)
         self._sum.index_add_(0, flat, torch.view_as_real(values).reshape(-1, 2))
         self._weight.index_add_(0, flat, weight_values)
 
