@@ -89,6 +89,7 @@ CHANGES: dict[str, dict[str, Any]] = {
     "groupnorm": {"normalization": "group"},
     "nonorm": {"normalization": "none"},
     "lr3e-3": {"learning_rate": 3e-3},
+    "pool8": {"pool_last_stage": False},
     "loginput": {},  # handled in use_log_input(): an experiment, not a package option
 }
 

@@ -76,6 +76,10 @@ class ModelConfig:
     normalization: str = "group"
     """After every convolution: ``group`` (GroupNorm, each sample on its own, so a patch never depends on
     the rest of its batch) or ``none`` (PtychoPINN's, and this package's before QUALITY-005)."""
+    pool_last_stage: bool = True
+    """``False``: the last encoder stage keeps its resolution (no 2x pooling after it), so the decoders start
+    from a map twice as wide (8 x 8 at N = 64, as PtychoPINN's 64/128/256 encoder ends) and need one
+    up-sampling stage fewer. ``True``: every stage pools (a 4 x 4 map at N = 64 with the derived widths)."""
 
     def __post_init__(self) -> None:
         if self.channels is None and self.patch_size is not None and self.patch_size >= 8:
@@ -109,6 +113,8 @@ class ModelConfig:
                               f"{', '.join(GROUP_ENCODERS)}")
         if self.normalization not in NORMALIZATIONS:
             raise ConfigError(f"unknown normalization '{self.normalization}'; choose one of {', '.join(NORMALIZATIONS)}")
+        if not self.pool_last_stage and self.channels is not None and len(self.channels) < 2:
+            raise ConfigError("an encoder whose last stage does not pool needs at least two stages")
         if self.canvas_weights not in CANVAS_WEIGHTS:
             raise ConfigError(f"unknown canvas weights '{self.canvas_weights}'; choose one of "
                               f"{', '.join(CANVAS_WEIGHTS)}")

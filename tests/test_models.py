@@ -143,6 +143,28 @@ def test_central_support_decodes_only_the_central_half(gridsize):
     assert len(PatchGenerator(channels, (4, 8, 16)).amplitude_decoder.stages) == 3
 
 
+@pytest.mark.parametrize("support", ["central", "full"])
+def test_an_unpooled_last_stage_decodes_from_a_map_twice_as_wide(support):
+    """``pool_last_stage`` False: the encoder's last stage keeps its resolution (8 x 8 at N = 32 with three
+    stages, as PtychoPINN's encoder ends), and the decoders need one up-sampling stage fewer to give the same
+    patch."""
+    size = 32
+    pooled = PatchGenerator(1, (4, 8, 16), support=support)
+    unpooled = PatchGenerator(1, (4, 8, 16), support=support, pool_last_stage=False)
+    amplitudes = torch.rand(2, 1, size, size) * 10
+    assert pooled.encoder(amplitudes).shape[-2:] == (4, 4)
+    assert unpooled.encoder(amplitudes).shape[-2:] == (8, 8)
+    assert len(unpooled.amplitude_decoder.stages) == len(pooled.amplitude_decoder.stages) - 1
+    patches = unpooled(amplitudes)
+    assert patches.shape == (2, 1, size, size)
+    decoded = patches.abs() > 0
+    assert decoded.sum() == 2 * (size // 2 if support == "central" else size) ** 2
+    model = PtychoModel(ModelConfig(patch_size=size, channels=(4, 8, 16), pool_last_stage=False,
+                                    object_support=support), _probe(size), 1.0)
+    assert model(amplitudes).shape == (2, 1, size, size)
+    assert ModelConfig.from_dict(dict(model.config.__dict__)).pool_last_stage is False
+
+
 def test_support_and_canvas_weights_follow_the_configuration():
     probe = _probe(32)
     central = PtychoModel(ModelConfig(patch_size=32, gridsize=2, channels=(4, 8, 16), object_support="central",
@@ -189,7 +211,8 @@ def test_new_model_settings_are_validated():
 
     for bad in (dict(object_support="middle"), dict(amplitude_max=0.0), dict(canvas_weights="flat"),
                 dict(group_encoder="both"), dict(normalization="batch"),
-                dict(object_support="central", patch_size=34, channels=(4,))):
+                dict(object_support="central", patch_size=34, channels=(4,)),
+                dict(pool_last_stage=False, channels=(8,))):
         with pytest.raises(ConfigError):
             ModelConfig(**bad).validate()
 

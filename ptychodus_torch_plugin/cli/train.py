@@ -81,6 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--normalization", choices=NORMALIZATIONS, default=defaults.normalization,
                        help="after every convolution: nothing (none, as PtychoPINN) or GroupNorm (group); "
                             f"default {defaults.normalization}")
+    model.add_argument("--pool_last_stage", "--pool-last-stage", action=argparse.BooleanOptionalAction,
+                       default=defaults.pool_last_stage,
+                       help="pool after the last encoder stage too (a 4x4 map at N=64) or not (8x8, one "
+                            f"decoder stage fewer); default {'on' if defaults.pool_last_stage else 'off'}")
     opt = parser.add_argument_group("optimisation")
     opt.add_argument("--max_epochs", "--max-epochs", type=int, default=train_defaults.max_epochs)
     opt.add_argument("--batch_size", "--batch-size", type=int, default=train_defaults.batch_size)
@@ -139,7 +143,8 @@ def build_configs(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                         channels=args.channels, loss=args.loss, probe_trainable=args.probe_trainable,
                         scale_trainable=args.scale_trainable, object_support=args.object_support,
                         amplitude_max=args.amplitude_max, canvas_weights=args.canvas_weights,
-                        group_encoder=args.group_encoder, normalization=args.normalization)
+                        group_encoder=args.group_encoder, normalization=args.normalization,
+                        pool_last_stage=args.pool_last_stage)
     training = TrainingConfig(
         train_data_file=args.train_data_file, test_data_file=args.test_data_file, output_dir=args.output_dir,
         n_images=args.n_images, max_epochs=args.max_epochs, batch_size=args.batch_size,

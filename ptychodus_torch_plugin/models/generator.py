@@ -68,11 +68,16 @@ def max_pool2x(x: torch.Tensor) -> torch.Tensor:
 
 
 class Encoder(nn.Module):
-    def __init__(self, in_channels: int, channels: Sequence[int], normalization: str) -> None:
+    """One double convolution per width, each followed by 2x pooling (but the last with ``pool_last``
+    False)."""
+
+    def __init__(self, in_channels: int, channels: Sequence[int], normalization: str,
+                 pool_last: bool = True) -> None:
         super().__init__()
         widths = [in_channels, *channels]
         self.stages = nn.ModuleList(_double_conv(a, b, normalization) for a, b in zip(widths[:-1], widths[1:]))
         self.pool = nn.MaxPool2d(2)
+        self.pool_last = pool_last
 
     def _downsample(self, x: torch.Tensor) -> torch.Tensor:
         # Training keeps max_pool2d (its gradient picks one input per window, as it always has); without
@@ -82,8 +87,11 @@ class Encoder(nn.Module):
         return max_pool2x(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for stage in self.stages:
-            x = self._downsample(stage(x))
+        last = len(self.stages) - 1
+        for index, stage in enumerate(self.stages):
+            x = stage(x)
+            if self.pool_last or index < last:
+                x = self._downsample(x)
         return x
 
 
@@ -125,7 +133,8 @@ class PatchGenerator(nn.Module):
     """(B, C, N, N) normalised amplitudes -> (B, C, N, N) complex patches (zero outside the support)."""
 
     def __init__(self, n_patterns: int, channels: Sequence[int], *, support: str = "full",
-                 amplitude_max: float = 2.0, shared: bool = False, normalization: str = "none") -> None:
+                 amplitude_max: float = 2.0, shared: bool = False, normalization: str = "none",
+                 pool_last_stage: bool = True) -> None:
         super().__init__()
         if support not in SUPPORTS:
             raise ValueError(f"unknown object support '{support}'; choose one of {', '.join(SUPPORTS)}")
@@ -135,8 +144,9 @@ class PatchGenerator(nn.Module):
         self.amplitude_max = float(amplitude_max)
         self.shared = shared
         width = 1 if shared else n_patterns
-        stages = len(channels) - 1 if support == "central" else None
-        self.encoder = Encoder(width, channels, normalization)
+        # One up-sampling stage per pooling, one fewer for the central N/2 square.
+        stages = len(channels) - (0 if pool_last_stage else 1) - (1 if support == "central" else 0)
+        self.encoder = Encoder(width, channels, normalization, pool_last=pool_last_stage)
         self.amplitude_decoder = Decoder(channels, width, stages, normalization=normalization)
         self.phase_decoder = Decoder(channels, width, stages, normalization=normalization)
 

@@ -79,7 +79,8 @@ class PtychoModel(nn.Module):
         self.generator = PatchGenerator(config.n_channels, config.widths, support=config.object_support,
                                         amplitude_max=config.amplitude_max,
                                         shared=config.group_encoder == "shared",
-                                        normalization=config.normalization)
+                                        normalization=config.normalization,
+                                        pool_last_stage=config.pool_last_stage)
         probe_modes = normalise_probe(as_probe_modes(torch.as_tensor(probe)).to(torch.complex64))
         if probe_modes.shape[-1] != config.patch_size:
             raise ValueError(f"probe size {probe_modes.shape[-1]} != patch size {config.patch_size}")

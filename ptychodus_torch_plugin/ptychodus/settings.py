@@ -61,6 +61,7 @@ class TorchSettings:
         self.canvas_weights = group.create_string_parameter("canvas_weights", model.canvas_weights)
         self.group_encoder = group.create_string_parameter("group_encoder", model.group_encoder)
         self.normalization = group.create_string_parameter("normalization", model.normalization)
+        self.pool_last_stage = group.create_boolean_parameter("pool_last_stage", model.pool_last_stage)
         # training
         self.max_epochs = group.create_integer_parameter("max_epochs", training.max_epochs, minimum=1)
         self.batch_size = group.create_integer_parameter("batch_size", training.batch_size, minimum=1)
@@ -111,6 +112,7 @@ class TorchSettings:
             canvas_weights=self.canvas_weights.get_value().strip().lower(),
             group_encoder=self.group_encoder.get_value().strip().lower(),
             normalization=self.normalization.get_value().strip().lower(),
+            pool_last_stage=self.pool_last_stage.get_value(),
         )
 
     def training_config(self, model_type: str, train_data_file: Path, output_dir: Path) -> TrainingConfig:

@@ -44,11 +44,12 @@ def test_values_from_a_settings_file(tmp_path):
     ini = tmp_path / "settings.ini"
     ini.write_text("[PtychodusTorch]\nchannels = 8, 16\npatch_size = 32\ngridsize = 2\nmax_epochs = 3\n"
                    "scheduler = Cosine\noutput_dir = /runs\nmodel_file = /m/model.pt\naccelerator = cpu\n"
-                   "precision = BF16\nnormalization = None\n")
+                   "precision = BF16\nnormalization = None\npool_last_stage = False\n")
     registry.open_settings(ini)
     config = settings.training_config("supervised", Path("d"), Path("ptychodus_out"))
     assert config.model.channels == (8, 16) and config.model.patch_size == 32 and config.model.gridsize == 2
     assert config.model.model_type == "supervised" and config.model.normalization == "none"
+    assert config.model.pool_last_stage is False
     assert config.max_epochs == 3 and config.scheduler == "cosine"
     assert config.output_dir == Path("/runs")  # the setting wins over ptychodus's folder
     assert settings.model_file_path() == Path("/m/model.pt")

@@ -174,6 +174,18 @@ def test_normalization_reaches_the_model_and_an_unknown_one_is_refused(tmp_path)
     assert refused.returncode == 2 and "invalid choice: 'batch'" in refused.stderr
 
 
+def test_pool_last_stage_reaches_the_model_both_ways():
+    import argparse
+
+    from ptychodus_torch_plugin.cli.train import add_arguments, build_configs
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    common = ["--train_data_file", "a.npz", "--output_dir", "out"]
+    for flag, expected in (("--no-pool_last_stage", False), ("--pool_last_stage", True)):
+        assert build_configs(parser.parse_args([*common, flag]))[0].model.pool_last_stage is expected
+
+
 def test_resume_with_another_learning_rate_says_the_checkpoint_s_rate_is_kept(tmp_path, tiny_scans):
     """The optimizer's state carries its rate, so ``--resume --learning_rate X`` goes on at the old one. A user
     who asked for X must read that in the plain command's output, not find it later in metrics.csv."""
