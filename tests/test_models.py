@@ -163,6 +163,8 @@ def test_an_unpooled_last_stage_decodes_from_a_map_twice_as_wide(support):
                                     object_support=support), _probe(size), 1.0)
     assert model(amplitudes).shape == (2, 1, size, size)
     assert ModelConfig.from_dict(dict(model.config.__dict__)).pool_last_stage is False
+    stored = {k: v for k, v in model.config.__dict__.items() if k != "pool_last_stage"}
+    assert ModelConfig.from_dict(stored).pool_last_stage is True  # files made before the setting pooled
 
 
 def test_support_and_canvas_weights_follow_the_configuration():
