@@ -77,7 +77,8 @@ class Encoder(nn.Module):
         widths = [in_channels, *channels]
         self.stages = nn.ModuleList(_double_conv(a, b, normalization) for a, b in zip(widths[:-1], widths[1:]))
         self.pool = nn.MaxPool2d(2)
-        self.pool_last = pool_last
+        self.poolings = len(self.stages) - (0 if pool_last else 1)
+        """How many stages halve the map: what the decoders must undo."""
 
     def _downsample(self, x: torch.Tensor) -> torch.Tensor:
         # Training keeps max_pool2d (its gradient picks one input per window, as it always has); without
@@ -87,10 +88,9 @@ class Encoder(nn.Module):
         return max_pool2x(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        last = len(self.stages) - 1
         for index, stage in enumerate(self.stages):
             x = stage(x)
-            if self.pool_last or index < last:
+            if index < self.poolings:
                 x = self._downsample(x)
         return x
 
@@ -144,9 +144,9 @@ class PatchGenerator(nn.Module):
         self.amplitude_max = float(amplitude_max)
         self.shared = shared
         width = 1 if shared else n_patterns
-        # One up-sampling stage per pooling, one fewer for the central N/2 square.
-        stages = len(channels) - (0 if pool_last_stage else 1) - (1 if support == "central" else 0)
         self.encoder = Encoder(width, channels, normalization, pool_last=pool_last_stage)
+        # One up-sampling stage per pooling, one fewer for the central N/2 square.
+        stages = self.encoder.poolings - (1 if support == "central" else 0)
         self.amplitude_decoder = Decoder(channels, width, stages, normalization=normalization)
         self.phase_decoder = Decoder(channels, width, stages, normalization=normalization)
 

@@ -55,6 +55,7 @@ from .stopping import StopRequest
 class ResumeWarning(UserWarning):
     """A setting given to ``--resume`` that the checkpoint overrides."""
 
+
 _log = logging.getLogger(__name__)
 
 
