@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from .errors import ConfigError
+from .errors import ConfigError, PtychodusTorchError
 
 #: Collectives that wait longer than this raise instead of hanging (a crashed peer is then visible).
 DEFAULT_TIMEOUT = datetime.timedelta(minutes=30)
@@ -102,11 +102,40 @@ def _read_rank(env: Mapping[str, str], name: str) -> int:
                           "with torchrun, which sets RANK, LOCAL_RANK and WORLD_SIZE") from None
 
 
+class PeerLostError(PtychodusTorchError):
+    """Another rank of the job died or stopped answering within the collective timeout."""
+
+
+#: Words of the errors gloo and NCCL raise when a peer is gone or a collective timed out.
+_PEER_FAILURE_MARKERS = ("connection reset", "connection closed", "timed out", "timeout", "broken pipe",
+                         "nccl", "gloo", "peer", "socket")
+
+
+def is_peer_failure(error: BaseException) -> bool:
+    """True for the errors a collective raises when another rank is gone (not for bugs in this rank)."""
+    dist_error = getattr(dist, "DistError", None)
+    if dist_error is not None and isinstance(error, dist_error):
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and any(marker in text for marker in _PEER_FAILURE_MARKERS)
+
+
+def peer_lost(error: BaseException, context: DistributedContext) -> PeerLostError:
+    """The one-line error for a collective that failed because another rank is gone."""
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    detail = detail.split("] ", 1)[-1][:160]  # drop gloo's source-file prefix
+    return PeerLostError(f"rank {context.rank} of {context.world_size} lost the other ranks ({detail}): a rank died "
+                         "or stopped answering within --collective_timeout; the job is stopped and nothing was "
+                         "written")
+
+
 @contextlib.contextmanager
-def distributed_session(device: torch.device, environ: Mapping[str, str] | None = None) -> Iterator[DistributedContext]:
+def distributed_session(device: torch.device, environ: Mapping[str, str] | None = None,
+                        timeout: datetime.timedelta = DEFAULT_TIMEOUT) -> Iterator[DistributedContext]:
     """Join the ``torchrun`` job this process belongs to, if any, for the duration of the block.
 
-    A process group that the caller already initialised is used as it is and left open.
+    A process group that the caller already initialised is used as it is and left open. A collective that
+    waits longer than ``timeout`` for another rank raises instead of hanging.
     """
     env = os.environ if environ is None else environ
     if not launched_by_torchrun(env):
@@ -122,13 +151,13 @@ def distributed_session(device: torch.device, environ: Mapping[str, str] | None 
                                   "use --nproc-per-node at most the number of GPUs")
             torch.cuda.set_device(local_rank)
         try:
-            dist.init_process_group(backend=backend, timeout=DEFAULT_TIMEOUT)
+            dist.init_process_group(backend=backend, timeout=timeout)
         except (RuntimeError, ValueError) as exc:
             raise ConfigError(f"could not join the distributed job ({backend}, rank {rank} of {world_size}): "
                               f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     else:
         backend = dist.get_backend()
-    groups = _Groups(dist.new_group(backend="gloo") if backend != "gloo" else dist.group.WORLD)
+    groups = _Groups(dist.new_group(backend="gloo", timeout=timeout) if backend != "gloo" else dist.group.WORLD)
     try:
         yield DistributedContext(rank=rank, local_rank=local_rank, world_size=world_size, backend=backend,
                                  _groups=groups)

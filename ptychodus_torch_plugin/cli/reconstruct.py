@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .reconstructor_options import add_reconstructor_arguments, iterative_from_args
+from .scale_options import add_scale_arguments, budget_from_args, timeout_from_args
 from .speed_options import add_speed_arguments, performance_from_args
 
 HELP = "reconstruct a scan with a registered reconstructor (a trained network, the iterative solver, or both)"
@@ -21,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model.pt, a run folder, or a training --output_dir (its newest run); needed by "
                              "pinn and pinn+iterative")
     parser.add_argument("--data_file", "--data-file", "--test_data_file", type=Path, required=True,
-                        help="scan to reconstruct (NPZ or ptychodus diffraction HDF5)")
+                        help="scan to reconstruct (NPZ, or ptychodus diffraction HDF5, read in blocks as "
+                             "--memory_budget asks)")
     parser.add_argument("--output_dir", "--output-dir", type=Path, required=True)
     parser.add_argument("--inference_batch_size", "--inference-batch-size", type=int, default=256,
                         help="groups per network pass (memory per pass grows with it)")
@@ -32,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true")
     add_reconstructor_arguments(parser)
     add_speed_arguments(parser)
+    add_scale_arguments(parser)
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -44,10 +47,13 @@ def _validate(args: argparse.Namespace) -> None:
     check_output_dir(Path(args.output_dir))
     if args.ptychodus_dir is not None:
         check_output_dir(Path(args.ptychodus_dir))
+    budget_from_args(args)
+    timeout_from_args(args)
 
 
 class _ProgressBars:
-    """A tqdm bar per unit (patterns through the network, then iterative epochs)."""
+    """A tqdm bar per unit (patterns through the network, then iterative epochs), with the rate in
+    patterns/s and the process's peak memory once the reconstructor reports them."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
@@ -64,8 +70,17 @@ class _ProgressBars:
             self.unit = event.unit
             self.bar = tqdm(total=event.total, unit=event.unit, leave=False, desc=event.unit + "s")
         self.bar.n = event.done
+        postfix = {}
         if "loss" in event.metrics:
-            self.bar.set_postfix(loss=f"{event.metrics['loss']:.4g}", refresh=False)
+            postfix["loss"] = f"{event.metrics['loss']:.4g}"
+        if "patterns_per_s" in event.metrics:
+            postfix["patterns/s"] = f"{event.metrics['patterns_per_s']:.0f}"
+        if "peak_rss_bytes" in event.metrics:
+            from ..memory import format_bytes
+
+            postfix["peak RSS"] = format_bytes(event.metrics["peak_rss_bytes"])
+        if postfix:
+            self.bar.set_postfix(postfix, refresh=False)
         self.bar.refresh()
 
     def close(self) -> None:
@@ -84,7 +99,6 @@ def run(args: argparse.Namespace) -> int:
     from ..reconstructors.base import ReconstructRequest
     from ..reconstructors.run import check_request, default_reconstructor, run_reconstructor
     from ..reconstructors.seeding import load_initial_object
-    from ..results import write_results
 
     host = build_plugin_host()
     name = args.reconstructor or default_reconstructor(args.model is not None)
@@ -93,43 +107,59 @@ def run(args: argparse.Namespace) -> int:
     device = host.resolve_device(args.accelerator)
     performance = performance_from_args(args)
     resolve(performance, device, "inference")  # refuse e.g. --cuda-graphs on a CPU before loading anything
+    budget, timeout = budget_from_args(args), timeout_from_args(args)
     model = load_model(args.model, host)[0] if args.model is not None else None
-    scan = load_scan(args.data_file)
+    scan = load_scan(args.data_file, stream=True)  # HDF5 patterns stay in the file; the reconstructor decides
     initial = None if args.initial_object is None else load_initial_object(args.initial_object, scan.object_shape)
-    bars = _ProgressBars(args.quiet)
-    with distributed_session(device) as distributed:  # under torchrun: each rank stitches a share
+    with distributed_session(device, timeout=timeout) as distributed:  # under torchrun: each rank takes a share
+        bars = _ProgressBars(args.quiet or not distributed.is_main)
         request = ReconstructRequest(scan=scan, device=distributed.device_for(device), model=model,
                                      initial_object=initial, iterative=iterative,
                                      inference_batch_size=args.inference_batch_size, performance=performance,
-                                     options=dict(args.options), progress=bars, distributed=distributed)
+                                     options=dict(args.options), progress=bars, distributed=distributed,
+                                     memory_budget=budget)
         try:
             recon = run_reconstructor(host, name, request)
         finally:
             bars.close()
         if not distributed.is_main:
             return 0
+        summary = _write_outputs(args, name, scan, recon)
+    if not args.quiet:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _write_outputs(args: argparse.Namespace, name: str, scan: Any, recon: Any) -> dict[str, Any]:
+    """Rank 0's files: the reconstruction (NPZ, PNG), optionally the ptychodus product, and the summary
+    ``reconstruction.json`` (written last, so its presence means the run finished)."""
+    from ..atomic import atomic_write
+    from ..memory import peak_rss_bytes
+    from ..results import write_results
+
     out = Path(args.output_dir)
     written = write_results(out, recon, scan, title=name)
-    npz, png, quality = written.npz, written.picture, written.quality
     product = None
     if args.ptychodus_dir is not None:
-        from dataclasses import replace
+        from ..data.ptychodus_h5 import DIFFRACTION_FILE_NAME, PRODUCT_FILE_NAME, save_reconstruction_product
 
-        from ..data.ptychodus_h5 import DIFFRACTION_FILE_NAME, PRODUCT_FILE_NAME, save_ptychodus
-
-        result_scan = replace(scan, object_truth=recon.object.astype("complex64"), source="ptychodus-torch reconstruct")
-        _, product = save_ptychodus(result_scan, args.ptychodus_dir / DIFFRACTION_FILE_NAME,
-                                    args.ptychodus_dir / PRODUCT_FILE_NAME)
-    summary = {"reconstructor": name, "reconstruction": str(npz), "picture": str(png), "patterns": recon.n_patterns,
-               "object_shape": list(recon.object.shape), "quality": quality,
-               "ptychodus_product": str(product) if product else None}
+        _, product = save_reconstruction_product(scan, recon.object, args.ptychodus_dir / DIFFRACTION_FILE_NAME,
+                                                 args.ptychodus_dir / PRODUCT_FILE_NAME)
+    summary: dict[str, Any] = {
+        "reconstructor": name, "reconstruction": str(written.npz), "picture": str(written.picture),
+        "patterns": recon.n_patterns, "object_shape": list(recon.object.shape), "quality": written.quality,
+        "ptychodus_product": str(product) if product else None, "peak_rss_bytes": peak_rss_bytes(),
+    }
     if recon.history:
         last = recon.history[-1]
         summary["epochs"] = int(last["epoch"])
         summary["seconds"] = round(float(last["elapsed_s"]), 3)
-    if not args.quiet:
-        print(json.dumps(summary, indent=2))
-    return 0
+        for key in ("patterns_per_s", "peak_device_bytes"):
+            if key in last:
+                summary[key] = round(float(last[key]), 1)
+        summary["peak_rss_bytes_reconstructing"] = int(max(r.get("peak_rss_bytes", 0) for r in recon.history))
+    atomic_write(out / "reconstruction.json", lambda handle: handle.write(json.dumps(summary, indent=2).encode()))
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:

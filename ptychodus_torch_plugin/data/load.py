@@ -26,7 +26,7 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with entries; an empty zip
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
-def load_scan(path: Path | str, *, counts: bool | None = None) -> ScanData:
+def load_scan(path: Path | str, *, counts: bool | None = None, stream: bool | None = None) -> ScanData:
     """Read a scan from an NPZ file, a ptychodus HDF5 file (or pair), or a ptychodus batch folder.
 
     - NPZ (PtychoPINN layout), see :func:`.npz.read_npz`.
@@ -35,15 +35,19 @@ def load_scan(path: Path | str, *, counts: bool | None = None) -> ScanData:
     - ptychodus training-data HDF5 (``patterns`` + ``probe_position_x_px``).
 
     ``counts`` overrides whether the diffraction array holds counts (True) or amplitudes (False).
+    ``stream`` True leaves HDF5 patterns in their file, read block by block (a
+    :class:`~.patterns.PatternStack`); False reads them whole; None streams those above
+    :data:`~.ptychodus_h5.STREAM_ABOVE_BYTES`. An NPZ is always read whole: a zip member cannot be read in
+    parts, so a scan too large for memory belongs in ptychodus's ``diffraction.h5``.
     Every failure is a :class:`DataError` naming the file.
     """
     path = Path(path)
     if path.is_dir():
-        return read_ptychodus(path / DIFFRACTION_FILE_NAME, path / PRODUCT_FILE_NAME, counts=counts)
+        return read_ptychodus(path / DIFFRACTION_FILE_NAME, path / PRODUCT_FILE_NAME, counts=counts, stream=stream)
     kind = sniff_format(path)
     if kind == "npz":
         return read_npz(path, counts=counts)
-    return _load_hdf5(path, counts)
+    return _load_hdf5(path, counts, stream)
 
 
 def sniff_format(path: Path) -> str:
@@ -78,10 +82,10 @@ def _is_hdf5(path: Path) -> bool:
         return False
 
 
-def _load_hdf5(path: Path, counts: bool | None) -> ScanData:
+def _load_hdf5(path: Path, counts: bool | None, stream: bool | None) -> ScanData:
     names = set(h5_top_level_names(path))
     if {"patterns", "probe_position_x_px"} <= names:
-        return read_ptychodus_training(path, counts=counts)
+        return read_ptychodus_training(path, counts=counts, stream=stream)
     if {"patterns", "indexes"} <= names:
         product = path.parent / PRODUCT_FILE_NAME
         if not product.exists():
@@ -89,7 +93,7 @@ def _load_hdf5(path: Path, counts: bool | None) -> ScanData:
                 f"{path}: a ptychodus diffraction file needs its product file, expected at {product}; "
                 "or call read_ptychodus(diffraction_path, product_path)"
             )
-        return read_ptychodus(path, product, counts=counts)
+        return read_ptychodus(path, product, counts=counts, stream=stream)
     if {"probe", "object", "probe_position_x_m"} <= names:
         diffraction = path.parent / DIFFRACTION_FILE_NAME
         if not diffraction.exists():
@@ -97,7 +101,7 @@ def _load_hdf5(path: Path, counts: bool | None) -> ScanData:
                 f"{path}: a ptychodus product file holds no diffraction patterns; "
                 f"expected them at {diffraction}"
             )
-        return read_ptychodus(diffraction, path, counts=counts)
+        return read_ptychodus(diffraction, path, counts=counts, stream=stream)
     raise DataError(
         f"{path}: HDF5 file is neither a ptychodus diffraction, product nor training-data file "
         f"(needs 'patterns' + 'indexes', or 'probe' + 'object' + 'probe_position_x_m'); "

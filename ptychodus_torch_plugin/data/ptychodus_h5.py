@@ -21,7 +21,6 @@ from .checks import (
     DataWarning,
     amplitude_to_counts,
     build_scan,
-    counts_to_amplitude,
     is_constant,
     require_finite,
     require_key,
@@ -30,11 +29,16 @@ from .checks import (
     require_rank,
 )
 from .geometry import ObjectFrame, metres_to_positions, positions_to_metres, ptychodus_pixels_to_positions
+from .patterns import PatternStack
 from .scan import ScanData
 
 #: File names of ptychodus's batch layout (``ptychodus.api.io.StandardFileLayout``).
 DIFFRACTION_FILE_NAME = "diffraction.h5"
 PRODUCT_FILE_NAME = "product.h5"
+
+#: Patterns above this many bytes (as float32 amplitudes) stay in their file and are read block by block
+#: when a reader is not told otherwise (``stream=None``); smaller scans are read whole, as before.
+STREAM_ABOVE_BYTES = 1024**3
 
 #: Planck constant times the speed of light, in eV·m: wavelength_m = HC_EV_M / photon_energy_eV.
 HC_EV_M = 1.239841984e-6
@@ -85,14 +89,19 @@ class H5Contents:
     names: list[str] = field(default_factory=list)
 
 
-def read_h5(path: Path, keys: tuple[str, ...]) -> H5Contents:
-    """Read the named top-level datasets and all attributes; any HDF5 failure becomes a DataError."""
+def read_h5(path: Path, keys: tuple[str, ...], *, skip: tuple[str, ...] = ()) -> H5Contents:
+    """Read the named top-level datasets and all attributes; any HDF5 failure becomes a DataError.
+
+    Datasets named in ``skip`` are listed in ``names`` but not read (the patterns, which a
+    :class:`~.patterns.PatternStack` reads in blocks)."""
     contents = H5Contents(path=path)
     try:
         with h5py.File(path, "r") as h5:
             contents.names = list(h5.keys())
             contents.attrs = {str(k): v for k, v in h5.attrs.items()}
             for key in keys:
+                if key in skip:
+                    continue
                 item = h5.get(key)
                 if item is None:
                     continue
@@ -117,32 +126,30 @@ def h5_top_level_names(path: Path) -> list[str]:
 
 
 def read_ptychodus(
-    diffraction_path: Path | str, product_path: Path | str, *, counts: bool | None = None
+    diffraction_path: Path | str,
+    product_path: Path | str,
+    *,
+    counts: bool | None = None,
+    stream: bool | None = None,
 ) -> ScanData:
     """Load ptychodus's assembled diffraction file together with its product file.
 
     Patterns are paired with positions by scan index (``indexes`` vs ``probe_position_indexes``), as
     ``ptychodus.api.reconstruct.prepare_reconstruct_input`` does; patterns without a position are dropped
     with a warning. ``counts=False`` takes ``patterns`` as amplitudes instead of ptychodus's counts.
+    ``stream`` True leaves the patterns in the file (a :class:`~.patterns.PatternStack`, read in blocks),
+    False reads them whole; None streams scans above :data:`STREAM_ABOVE_BYTES`.
     """
-    diff = read_h5(Path(diffraction_path), _DIFF_KEYS)
+    diff = read_h5(Path(diffraction_path), _DIFF_KEYS, skip=("patterns",))
     prod = read_h5(Path(product_path), _PRODUCT_KEYS)
     dwhere, pwhere = str(diff.path), str(prod.path)
-
-    raw = require_numeric(
-        require_key(diff.datasets, "patterns", dwhere), "patterns", dwhere, allow_complex=False
-    )
-    require_rank(raw, "patterns", dwhere, (3,), "(M, H, W)")
-    if raw.shape[0] == 0:
-        raise DataError(f"{dwhere}: 'patterns' holds no patterns (shape {raw.shape})")
-    if raw.shape[1] != raw.shape[2]:
-        raise DataError(f"{dwhere}: diffraction patterns must be square; got {raw.shape[1]} x {raw.shape[2]}")
-    n = raw.shape[-1]
+    if "patterns" not in diff.names:
+        require_key(diff.datasets, "patterns", dwhere)
+    stack = PatternStack(diff.path, "patterns", counts=counts, where=dwhere)
+    m, n = stack.file_shape[0], stack.file_shape[-1]
     indexes = _integers(require_key(diff.datasets, "indexes", dwhere), "indexes", dwhere)
-    if indexes.shape != (raw.shape[0],):
-        raise DataError(
-            f"{dwhere}: 'indexes' has shape {indexes.shape}; expected ({raw.shape[0]},), one per pattern"
-        )
+    if indexes.shape != (m,):
+        raise DataError(f"{dwhere}: 'indexes' has shape {indexes.shape}; expected ({m},), one per pattern")
     bad_pixels = None
     if "bad_pixels" in diff.datasets:
         bad_pixels = require_mask(diff.datasets["bad_pixels"], "bad_pixels", dwhere, (n, n))
@@ -170,10 +177,8 @@ def read_ptychodus(
             f"'probe_position_y_m' {y_m.shape} must be 1-D arrays of one length"
         )
     keep, y_paired, x_paired = _pair_by_index(indexes, pos_index, y_m, x_m, dwhere, pwhere)
-    raw = raw[keep]
     positions = metres_to_positions(y_paired, x_paired, frame, n)
-
-    amplitudes = _patterns_to_amplitudes(raw, counts, dwhere)
+    amplitudes = _open_patterns(stack, None if keep.all() else np.flatnonzero(keep), stream)
     pixel_size = (
         frame.pixel_width_m
         if np.isclose(frame.pixel_width_m, frame.pixel_height_m, rtol=1e-9, atol=0.0)
@@ -194,17 +199,17 @@ def read_ptychodus(
     )
 
 
-def read_ptychodus_training(path: Path | str, *, counts: bool | None = None) -> ScanData:
-    """Load the training-data HDF5 that ``ptychodus.api.io.save_training_data`` writes (pixel positions)."""
-    contents = read_h5(Path(path), _TRAINING_KEYS)
+def read_ptychodus_training(
+    path: Path | str, *, counts: bool | None = None, stream: bool | None = None
+) -> ScanData:
+    """Load the training-data HDF5 that ``ptychodus.api.io.save_training_data`` writes (pixel positions);
+    ``stream`` as in :func:`read_ptychodus`."""
+    contents = read_h5(Path(path), _TRAINING_KEYS, skip=("patterns",))
     where = str(contents.path)
-    raw = require_numeric(
-        require_key(contents.datasets, "patterns", where), "patterns", where, allow_complex=False
-    )
-    require_rank(raw, "patterns", where, (3,), "(M, H, W)")
-    if raw.shape[1] != raw.shape[2]:
-        raise DataError(f"{where}: diffraction patterns must be square; got {raw.shape[1]} x {raw.shape[2]}")
-    n = raw.shape[-1]
+    if "patterns" not in contents.names:
+        require_key(contents.datasets, "patterns", where)
+    stack = PatternStack(contents.path, "patterns", counts=counts, where=where)
+    m, n = stack.file_shape[0], stack.file_shape[-1]
     probe = require_numeric(
         require_key(contents.datasets, "probe", where), "probe", where, allow_complex=True
     )
@@ -216,11 +221,10 @@ def read_ptychodus_training(path: Path | str, *, counts: bool | None = None) -> 
     require_finite(obj, "object", where)
     x_px = _reals(require_key(contents.datasets, "probe_position_x_px", where), "probe_position_x_px", where)
     y_px = _reals(require_key(contents.datasets, "probe_position_y_px", where), "probe_position_y_px", where)
-    if not (x_px.shape == y_px.shape == (raw.shape[0],)):
+    if not (x_px.shape == y_px.shape == (m,)):
         raise DataError(
             f"{where}: 'probe_position_x_px' {x_px.shape} and 'probe_position_y_px' {y_px.shape} "
-            "must each have "
-            f"one entry per pattern ({raw.shape[0]})"
+            f"must each have one entry per pattern ({m})"
         )
     bad_pixels = None
     if "bad_pixels" in contents.datasets:
@@ -228,7 +232,7 @@ def read_ptychodus_training(path: Path | str, *, counts: bool | None = None) -> 
     width = contents.datasets.get("object_pixel_width_m")
     return build_scan(
         where,
-        amplitudes=_patterns_to_amplitudes(raw, counts, where),
+        amplitudes=_open_patterns(stack, None, stream),
         probe=probe,
         positions=ptychodus_pixels_to_positions(y_px, x_px, n),
         object_truth=None if is_constant(obj) else obj,
@@ -312,6 +316,33 @@ def save_ptychodus(
     return diffraction_path, product_path
 
 
+def save_reconstruction_product(
+    scan: ScanData, obj: np.ndarray, diffraction_path: Path | str, product_path: Path | str
+) -> tuple[Path, Path]:
+    """Write a reconstruction as ptychodus's file pair: ``scan``'s patterns and positions with ``obj`` as the
+    product's object. A scan left in its file (a PatternStack) is copied block by block, never whole."""
+    from dataclasses import replace
+
+    obj = np.asarray(obj, dtype=np.complex64)
+    if scan.in_memory:
+        return save_ptychodus(replace(scan, object_truth=obj, source="ptychodus-torch reconstruct"),
+                              diffraction_path, product_path)
+    from .ptychodus_write import PtychodusWriter
+
+    stack = scan.amplitudes
+    assert isinstance(stack, PatternStack)
+    dtype = stack.file_dtype if stack.counts and stack.file_dtype.kind in "ui" else np.dtype(np.float32)
+    with PtychodusWriter(diffraction_path, product_path, n_patterns=scan.n_patterns, dtype=dtype,
+                         probe=scan.probe, positions=scan.positions, object_shape=scan.object_shape,
+                         object_truth=obj, pixel_size_m=scan.pixel_size_m, photon_energy_eV=scan.photon_energy_eV,
+                         detector_distance_m=scan.detector_distance_m, bad_pixels=scan.bad_pixels,
+                         source="ptychodus-torch reconstruct") as writer:
+        block = max(1, (64 * 1024**2) // stack.pattern_bytes)
+        for _, amplitudes in stack.blocks(block):
+            writer.write(amplitudes)
+    return writer.diffraction_path, writer.product_path
+
+
 def _counts_for_file(amplitudes: np.ndarray) -> np.ndarray:
     """Counts as a detector would store them: unsigned integers when whole (Poisson data), else float32."""
     counts = amplitude_to_counts(amplitudes)
@@ -324,14 +355,20 @@ def _counts_for_file(amplitudes: np.ndarray) -> np.ndarray:
     return counts.astype(np.float32)
 
 
-def _patterns_to_amplitudes(raw: np.ndarray, counts: bool | None, where: str) -> np.ndarray:
-    if counts is False:
-        amp = raw.astype(np.float32)
-        require_finite(amp, "patterns", where)
-        if np.any(amp < 0):
-            raise DataError(f"{where}: 'patterns' taken as amplitudes must be >= 0")
-        return amp
-    return counts_to_amplitude(raw, "patterns", where)
+def _open_patterns(stack: PatternStack, rows: np.ndarray | None, stream: bool | None) -> np.ndarray | PatternStack:
+    """The patterns of the rows that have a position: left in the file (streamed) or read whole, the
+    same way either way (block by block through the stack, so both give the same bits)."""
+    if rows is not None:
+        stack.close()
+        stack = PatternStack(stack.path, stack.name, rows=rows, counts=stack.counts, where=stack.where)
+    if stream is None:
+        stream = stack.nbytes > STREAM_ABOVE_BYTES
+    if stream:
+        return stack
+    try:
+        return np.asarray(stack)
+    finally:
+        stack.close()
 
 
 def _probe(prod: H5Contents, n: int) -> tuple[np.ndarray, dict[str, Any]]:

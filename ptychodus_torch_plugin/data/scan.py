@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DataError
+from .patterns import PatternStack, check_largest_amplitude
 
 #: Extra object pixels around the patches' bounding box when no object array fixes the object's size.
 DEFAULT_MARGIN_PX = 4
@@ -39,7 +40,9 @@ class ScanData:
     from the bounding box of the patches plus :data:`DEFAULT_MARGIN_PX`.
     """
 
-    amplitudes: np.ndarray
+    amplitudes: np.ndarray | PatternStack
+    """(M, N, N) float32 amplitudes: an array in memory, or a :class:`~.patterns.PatternStack` that reads
+    them from an HDF5 file block by block (large scans; see :attr:`in_memory`)."""
     probe: np.ndarray
     positions: np.ndarray
     object_truth: np.ndarray | None = None
@@ -56,7 +59,8 @@ class ScanData:
 
     def __post_init__(self) -> None:
         _set = object.__setattr__
-        _set(self, "amplitudes", _as_real(self.amplitudes, "amplitudes", np.float32))
+        if not isinstance(self.amplitudes, PatternStack):
+            _set(self, "amplitudes", _as_real(self.amplitudes, "amplitudes", np.float32))
         _set(self, "probe", _as_probe(self.probe))
         _set(self, "positions", _as_real(self.positions, "positions", np.float64))
         if self.object_truth is not None:
@@ -86,14 +90,19 @@ class ScanData:
         return int(self.amplitudes.shape[-1])
 
     @property
+    def in_memory(self) -> bool:
+        """False when the amplitudes stay in their file and are read in blocks (a :class:`PatternStack`)."""
+        return not isinstance(self.amplitudes, PatternStack)
+
+    @property
+    def amplitude_bytes(self) -> int:
+        """Bytes of the amplitudes as float32 (what holding them all in memory takes)."""
+        return self.n_patterns * self.patch_size * self.patch_size * 4
+
+    @property
     def n_modes(self) -> int:
         """Number of incoherent probe modes."""
         return int(self.probe.shape[0])
-
-
-#: Largest accepted amplitude: 1e8 = sqrt(1e16 counts in one pixel), far beyond any detector, and small
-#: enough that per-pattern intensity sums stay finite in float32 during training.
-MAX_AMPLITUDE = 1e8
 
 
 def validate_scan(scan: ScanData) -> None:
@@ -108,17 +117,8 @@ def validate_scan(scan: ScanData) -> None:
         raise DataError(f"diffraction patterns must be square; got {h} x {w}")
     if h < 2:
         raise DataError(f"diffraction patterns must be at least 2 x 2 pixels; got {h} x {w}")
-    if not np.all(np.isfinite(amp)):
-        raise DataError(f"diffraction patterns contain {int(np.sum(~np.isfinite(amp)))} NaN or Inf values")
-    if np.any(amp < 0):
-        raise DataError(f"diffraction amplitudes must be >= 0; found {int(np.sum(amp < 0))} negative values")
-    largest = float(amp.max())
-    if largest > MAX_AMPLITUDE:
-        raise DataError(
-            f"diffraction amplitude {largest:.3g} (= {largest ** 2:.3g} counts in one pixel) is implausible; "
-            f"amplitudes are sqrt(counts) and must not exceed {MAX_AMPLITUDE:.0e}: was the file scaled or "
-            "stored as something else?"
-        )
+    if isinstance(amp, np.ndarray):  # a PatternStack validates each block as it is read
+        _check_amplitude_values(amp)
     if probe.shape[-2:] != (h, w):
         raise DataError(
             f"probe size {probe.shape[-2]} x {probe.shape[-1]} differs from pattern size {h} x {w}"
@@ -149,6 +149,15 @@ def validate_scan(scan: ScanData) -> None:
         value = getattr(scan, name)
         if value is not None and not (math.isfinite(value) and value > 0):
             raise DataError(f"{name} must be a positive finite number; got {value!r}")
+
+
+def _check_amplitude_values(amp: np.ndarray) -> None:
+    """NaN, Inf, negative and absurd values of in-memory amplitudes (a PatternStack checks each block)."""
+    if not np.all(np.isfinite(amp)):
+        raise DataError(f"diffraction patterns contain {int(np.sum(~np.isfinite(amp)))} NaN or Inf values")
+    if np.any(amp < 0):
+        raise DataError(f"diffraction amplitudes must be >= 0; found {int(np.sum(amp < 0))} negative values")
+    check_largest_amplitude(float(amp.max()))
 
 
 def patch_extent(positions: np.ndarray, patch_size: int) -> tuple[np.ndarray, np.ndarray]:

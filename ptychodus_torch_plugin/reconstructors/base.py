@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # annotations only: importing this module must not import tor
 
     from ..data.scan import ScanData
     from ..distributed import DistributedContext
+    from ..memory import MemoryBudget
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,12 @@ class ReconstructRequest:
     """Free-form ``KEY=VALUE`` settings for third-party reconstructors (``--option KEY=VALUE``)."""
     progress: ProgressCallback | None = None
     distributed: DistributedContext | None = None
+    """Set under ``torchrun``: this process is one rank of the job; every rank is given the same request
+    and must return the same reconstruction (rank 0 writes it)."""
+    memory_budget: MemoryBudget | None = None
+    """Host memory this reconstruction may hold for its data and state (``--memory_budget``); None = the
+    automatic budget of :func:`~ptychodus_torch_plugin.memory.resolve_budget`. ``scan.amplitudes`` may be a
+    :class:`~ptychodus_torch_plugin.data.patterns.PatternStack` (read in blocks) when the scan is large."""
 
     def report(self, event: ProgressEvent) -> None:
         if self.progress is not None:

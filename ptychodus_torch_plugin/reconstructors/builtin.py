@@ -39,10 +39,9 @@ def run_network_then_iterative(request: ReconstructRequest) -> Reconstruction:
     the first history record (``seed_s``) and included in every ``elapsed_s``."""
     from dataclasses import replace
 
-    from .iterative.solver import reconstruct_iterative, require_single_process
+    from .iterative.solver import reconstruct_iterative
     from .seeding import seed_object
 
-    require_single_process(request)
     started = time.perf_counter()
     network = run_network(request)
     start = seed_object(network.object, network.weights, request.scan, request.device)

@@ -34,6 +34,10 @@ def run_reconstructor(host: Any, name: str, request: ReconstructRequest) -> Reco
     except PtychodusTorchError:
         raise
     except Exception as error:
+        from ..distributed import is_peer_failure, peer_lost
+
+        if request.distributed is not None and request.distributed.enabled and is_peer_failure(error):
+            raise peer_lost(error, request.distributed) from error
         raise PluginError(f"reconstructor '{reconstructor.name}' (plugin '{entry.plugin}') failed: "
                           f"{type(error).__name__}: {error}") from error
     shape = tuple(request.scan.object_shape)

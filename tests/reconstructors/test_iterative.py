@@ -122,15 +122,3 @@ def test_starting_object_of_the_wrong_shape_is_refused(spiral_scan):
 def test_bad_settings_are_config_errors(settings, message):
     with pytest.raises(ConfigError, match=message):
         IterativeConfig(**settings).validate()
-
-
-@pytest.mark.parametrize("name", ["iterative", "pinn+iterative"])
-def test_iterative_reconstructors_refuse_to_repeat_their_work_on_every_torchrun_rank(spiral_scan, name):
-    from ptychodus_torch_plugin.distributed import DistributedContext
-    from ptychodus_torch_plugin.plugins import build_plugin_host
-    from ptychodus_torch_plugin.reconstructors.run import run_reconstructor
-
-    request = ReconstructRequest(scan=spiral_scan, device=CPU, model=torch.nn.Linear(1, 1),
-                                 distributed=DistributedContext(rank=1, world_size=2))
-    with pytest.raises(ConfigError, match="run in one process"):
-        run_reconstructor(build_plugin_host(load_entry_points=False), name, request)

@@ -21,11 +21,11 @@ def test_batches_never_wait_for_the_host(settings) -> None:
     scan = simulate(SimulationConfig(patch_size=32, n_positions=100, scan_kind="spiral", nphotons=1e5, seed=2))
     solver = IterativeSolver(scan, IterativeConfig(epochs=1, **settings), CUDA)
     solver._cache_probes(not settings)
-    index = torch.arange(50, device=CUDA)
+    index, measured = next(iter(solver.feed.epoch(solver.generator)))
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        solver._batch(index, "refine_probe_from" in settings, "refine_positions_from" in settings)
+        solver._batch(index, measured, "refine_probe_from" in settings, "refine_positions_from" in settings)
     finally:
         torch.cuda.set_sync_debug_mode("default")
 

@@ -13,6 +13,12 @@ After each epoch a heavy-ball momentum step carries the object along the previou
 is what makes the slowly converging low spatial frequencies of the phase arrive in tens of epochs
 (docs/findings.md, ITER-002). Everything runs on the scan's device; nothing reads a value back to the
 host inside an epoch (the loss is summed on the device and read once per epoch).
+
+Memory does not grow with the number of patterns beyond a few bytes each (positions, window origins): the
+object's state, one batch's arrays, and the patterns as :mod:`.memory_plan` decides from the budget,
+resident or streamed in blocks (:mod:`.feed`). Window indices are made per batch from each window's
+origin, never stored per pixel. Under ``torchrun`` each rank reconstructs a spatial share of the scan
+and the ranks combine the rows their shares overlap after every epoch (:mod:`.sharing`).
 """
 
 from __future__ import annotations
@@ -24,29 +30,39 @@ import torch
 from torch import Tensor
 
 from ...data.scan import ScanData
+from ...distributed import SINGLE_PROCESS, DistributedContext
 from ...errors import ConfigError
-from ...inference import available_memory
+from ...memory import MemoryBudget, peak_rss_bytes, resolve_budget
+from ...physics.patches import check_windows_inside
 from ...physics.probe import as_probe_modes
-from ...physics.scan_model import object_windows, place_windows, shifted_probes
-from ...physics.windows import shift_windows, split_positions, window_indices
-from ..base import ProgressEvent, ReconstructRequest, Reconstruction
-from . import updates
+from ...physics.scan_model import object_windows, shifted_probes
+from ...physics.windows import shift_windows, split_positions
+from ..base import ProgressEvent, Reconstruction, ReconstructRequest
+from . import sharing, updates
 from .config import IterativeConfig
+from .feed import ResidentFeed, StreamedFeed, take_rows
+from .memory_plan import MemoryPlan, plan_memory
 
-#: Shifted probes of every position are cached when they take at most this much (and a quarter of free
-#: memory); otherwise each batch shifts its own (two FFTs per mode and pattern).
-PROBE_CACHE_BYTES = 2 * 1024**3
+_DIMS = (-2, -1)
+#: Patterns per step when the patterns are copied to a GPU or the illumination is summed.
+_CHUNK = 1024
 
 
 class IterativeSolver:
-    """State of one reconstruction: object, probe, positions and the per-scan constants."""
+    """State of one reconstruction: object, probe, positions and the per-scan constants.
+
+    ``budget`` bounds what the solver holds (default: :func:`~...memory.resolve_budget`'s automatic one);
+    ``distributed`` makes this solver one rank of a ``torchrun`` job, working on its spatial share.
+    """
 
     def __init__(self, scan: ScanData, config: IterativeConfig, device: torch.device,
-                 initial_object: np.ndarray | None = None) -> None:
+                 initial_object: np.ndarray | None = None, *, budget: MemoryBudget | None = None,
+                 distributed: DistributedContext = SINGLE_PROCESS) -> None:
         config.validate()
         self.config = config
         self.device = device
         self.scan = scan
+        self.distributed = distributed
         self.size = scan.patch_size
         self.shape = (int(scan.object_shape[0]), int(scan.object_shape[1]))
         start = np.ones(self.shape, np.complex64) if initial_object is None else initial_object
@@ -55,45 +71,93 @@ class IterativeSolver:
                               f"object is {self.shape[0]} x {self.shape[1]}")
         if not np.all(np.isfinite(start)):
             raise ConfigError("the starting object contains NaN or infinite values")
+        if distributed.enabled:
+            self.shares: list[np.ndarray] | None = sharing.spatial_shares(scan.positions, distributed.world_size)
+            self.share = self.shares[distributed.rank]
+        else:
+            self.shares, self.share = None, np.arange(scan.n_patterns)
+        self.count = int(self.share.size)
         self.object = torch.as_tensor(np.asarray(start, np.complex64), device=device).reshape(-1).clone()
         self.probe = as_probe_modes(torch.from_numpy(scan.probe)).to(device, torch.complex64)
-        self.positions = torch.as_tensor(scan.positions, dtype=torch.float64, device=device).clone()
-        self.windows = place_windows(self.positions, self.size, self.shape, device)
-        self.integer_scan = not bool((self.windows.frac != 0).any())
-        # Measured amplitudes in fft2 layout (DC at pixel 0), once per scan.
-        self.measured = torch.fft.ifftshift(torch.from_numpy(scan.amplitudes), dim=(-2, -1)).to(device)
+        self.positions = torch.as_tensor(scan.positions[self.share], dtype=torch.float64, device=device).clone()
+        self.origins, self.frac = split_positions(self.positions, self.size)
+        check_windows_inside(self.origins, self.size, self.shape)
+        span = torch.arange(self.size, device=device)
+        self._window = (span[:, None] * self.shape[1] + span[None, :]).reshape(-1)
+        self.integer_scan = not bool((self.frac != 0).any())
         self.valid = None
         if scan.bad_pixels is not None:
             good = torch.from_numpy(~scan.bad_pixels).to(torch.float32)
-            self.valid = torch.fft.ifftshift(good, dim=(-2, -1)).to(device)
-        self.total_measured = float(self.measured.double().square().sum())
+            self.valid = torch.fft.ifftshift(good, dim=_DIMS).to(device)
+        shifts = 0 if self.integer_scan else int(torch.unique(self.frac, dim=0).shape[0])
+        self.plan = self._plan(budget or resolve_budget(None), shifts)
+        self.feed = self._feed(self.plan)
         pixels = self.shape[0] * self.shape[1]
         self._gradient = torch.zeros(pixels, 2, dtype=torch.float32, device=device)
         self._illumination = torch.zeros(pixels, dtype=torch.float32, device=device)
-        self._cached_probes: Tensor | None = None
-        self._cached_lit: Tensor | None = None  # sum_k |P_k|^2 of each cached probe (M, N, N)
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self._share_weight: Tensor | None = None  # this rank's illumination (torchrun only)
+        self._cached_probes: Tensor | None = None  # shifted probe of each distinct remainder (U, K, N, N)
+        self._cached_lit: Tensor | None = None  # sum_k |P_k|^2 of each cached probe (U, N, N)
+        self._slot: Tensor | None = None  # each pattern's row in the cache
+        self.total_measured: float | None = None
+        self.generator = torch.Generator().manual_seed(config.seed + 7919 * distributed.rank)
+
+    # -- memory and patterns ------------------------------------------------------------------------
+
+    def _plan(self, budget: MemoryBudget, shifts: int) -> MemoryPlan:
+        scan, cuda = self.scan, self.device.type == "cuda"
+        held = self.count * self.size * self.size * 4 if scan.in_memory else 0
+        free = int(torch.cuda.mem_get_info(self.device)[0]) if cuda else None
+        return plan_memory(pixels=self.shape[0] * self.shape[1], n_patterns=self.count, patch_size=self.size,
+                           modes=int(self.probe.shape[0]), batch_size=self.config.batch_size,
+                           momentum=self.config.momentum > 0, shared=self.distributed.enabled,
+                           distinct_shifts=shifts, held_bytes=held,
+                           stream_possible=cuda or not scan.in_memory, budget=budget, device_free=free)
+
+    def _feed(self, plan: MemoryPlan) -> ResidentFeed | StreamedFeed:
+        amplitudes = self.scan.amplitudes
+        if not plan.resident:
+            def read(local: np.ndarray) -> np.ndarray:
+                return np.asarray(amplitudes[self.share[local]], dtype=np.float32)
+
+            return StreamedFeed(read, self.count, plan.block_size, self.config.batch_size, self.device)
+        if self.device.type == "cpu":
+            return ResidentFeed(torch.from_numpy(np.asarray(take_rows(amplitudes, self.share))),
+                                self.config.batch_size)
+        held = torch.empty((self.count, self.size, self.size), dtype=torch.float32, device=self.device)
+        for start in range(0, self.count, _CHUNK):
+            rows = take_rows(amplitudes, self.share[start:start + _CHUNK])
+            held[start:start + len(rows)] = torch.from_numpy(np.asarray(rows, dtype=np.float32)).to(self.device)
+        return ResidentFeed(held, self.config.batch_size)
 
     # -- per-batch pieces ----------------------------------------------------------------------------
 
+    def _flat(self, index: Tensor) -> Tensor:
+        """Flat object indices (B, N*N) of the windows of patterns ``index``."""
+        corner = self.origins.index_select(0, index)
+        return (corner[:, 0] * self.shape[1] + corner[:, 1]).unsqueeze(1) + self._window
+
     def _probes(self, index: Tensor, frac: Tensor) -> Tensor:
         if self._cached_probes is not None:
-            return self._cached_probes.index_select(0, index)
+            return self._cached_probes.index_select(0, self._slot.index_select(0, index))  # type: ignore[union-attr]
         if self.integer_scan:
             return self.probe.unsqueeze(0).expand(len(index), *self.probe.shape)
         return shifted_probes(self.probe, frac)
 
+    def _lit(self, index: Tensor, probes: Tensor) -> Tensor:
+        if self._cached_lit is not None:
+            return self._cached_lit.index_select(0, self._slot.index_select(0, index))  # type: ignore[union-attr]
+        return updates.intensity(probes).squeeze(1)
+
     def _cache_probes(self, wanted: bool) -> None:
-        """Keep every position's shifted probe while neither probe nor positions change."""
-        if not wanted or self.integer_scan:
-            self._cached_probes = self._cached_lit = None
+        """Keep the shifted probe of every distinct sub-pixel remainder while neither probe nor positions
+        change, when the memory plan has room for it."""
+        if not wanted or self.integer_scan or not self.plan.cache_probes:
+            self._cached_probes = self._cached_lit = self._slot = None
             return
-        if self._cached_probes is not None:
-            return
-        need = self.scan.n_patterns * self.probe.numel() * 8
-        free = available_memory(self.device)
-        if need <= PROBE_CACHE_BYTES and (free is None or need <= free // 4):
-            self._cached_probes = shifted_probes(self.probe, self.windows.frac)
+        if self._cached_probes is None:
+            remainders, self._slot = torch.unique(self.frac, dim=0, return_inverse=True)
+            self._cached_probes = shifted_probes(self.probe, remainders)
             self._cached_lit = updates.intensity(self._cached_probes).squeeze(1)
 
     def _scatter_gather(self, flat: Tensor, gradient: Tensor, illumination: Tensor) -> tuple[Tensor, Tensor]:
@@ -113,25 +177,22 @@ class IterativeSolver:
             self._illumination.index_fill_(0, index, 0.0)
         return summed, lit
 
-    def _batch(self, index: Tensor, refine_probe: bool, refine_positions: bool) -> tuple[Tensor, Tensor]:
-        """One update from the patterns ``index``; returns (sum of losses, sum of squared amplitude errors)."""
+    def _batch(self, index: Tensor, measured: Tensor, refine_probe: bool,
+               refine_positions: bool) -> tuple[Tensor, Tensor]:
+        """One update from the patterns ``index`` (local to this share) with their ``measured`` amplitudes
+        (fft2 layout); returns (sum of losses, sum of squared amplitude errors)."""
         config, size = self.config, self.size
-        flat, frac = self.windows.flat.index_select(0, index), self.windows.frac.index_select(0, index)
+        flat, frac = self._flat(index), self.frac.index_select(0, index)
         probes = self._probes(index, frac)
         windows = object_windows(self.object, flat, size)
         waves = probes * windows.unsqueeze(1)
         far = updates.project(waves)
-        measured = self.measured.index_select(0, index)
         change, loss, amplitude_error = updates.far_field_correction(far, measured, config.noise_model, self.valid)
         chi = updates.exit_wave_change(change)
 
         # object
         gradient = updates.object_gradient(chi, probes)
-        if self._cached_lit is not None:
-            lit = self._cached_lit.index_select(0, index)
-        else:
-            lit = updates.intensity(probes).squeeze(1)
-        summed, lit = self._scatter_gather(flat, gradient, lit)
+        summed, lit = self._scatter_gather(flat, gradient, self._lit(index, probes))
         direction = summed / (lit + config.damping * lit.amax())
         explained = probes * direction.unsqueeze(1)
         step = updates.lsq_step(explained, chi) * config.step_size
@@ -169,51 +230,86 @@ class IterativeSolver:
                             dtype=torch.float64, device=self.device)
         moved = torch.minimum(torch.clamp_min(self.positions[index] + steps.to(torch.float64), low), high)
         self.positions[index] = moved
-        origins, frac = split_positions(moved, self.size)
-        rows, cols = window_indices(origins, self.size)
-        self.windows.flat[index] = (rows[:, :, None] * self.shape[1] + cols[:, None, :]).reshape(len(index), -1)
-        self.windows.frac[index] = frac
+        self.origins[index], self.frac[index] = split_positions(moved, self.size)
         self.integer_scan = False  # corrected positions are sub-pixel from now on
 
     # -- the loop ------------------------------------------------------------------------------------
 
     def run(self, request: ReconstructRequest | None = None) -> Reconstruction:
-        config = self.config
-        count = self.scan.n_patterns
+        config, context = self.config, self.distributed
+        total_patterns = self.scan.n_patterns
         history: list[dict[str, float]] = []
-        velocity = torch.zeros_like(self.object)
+        previous = self.object.clone() if config.momentum > 0 else None  # the object at the last epoch's end
         started = time.perf_counter()
         reporting = 0.0  # time spent in the progress callback, which is not the solver's
-        for epoch in range(config.epochs):
-            refine_probe = config.probe_refined(epoch)
-            refine_positions = config.positions_refined(epoch)
-            self._cache_probes(not (refine_probe or refine_positions))
-            before = self.object.clone() if config.momentum > 0 else None
-            loss = torch.zeros((), dtype=torch.float64, device=self.device)
-            error = torch.zeros((), dtype=torch.float64, device=self.device)
-            order = torch.randperm(count, generator=self.generator).to(self.device)
-            for index in order.split(config.batch_size):
-                batch_loss, batch_error = self._batch(index, refine_probe, refine_positions)
-                loss += batch_loss.double()
-                error += batch_error.double()
-            amplitude_error = float(error) / max(self.total_measured, 1e-30)
-            if before is not None:
-                if history and amplitude_error > history[-1]["amplitude_error"]:
-                    velocity.zero_()  # adaptive restart: momentum that made the fit worse is dropped
-                else:
-                    velocity = config.momentum * velocity + (self.object - before)
-                    self.object += config.momentum * velocity
-            record = {"epoch": float(epoch + 1), "loss": float(loss) / count,
-                      "amplitude_error": amplitude_error,
-                      "elapsed_s": time.perf_counter() - started - reporting}
-            history.append(record)
-            if request is not None:
-                reported = time.perf_counter()
-                request.report(ProgressEvent(epoch + 1, config.epochs, "epoch", record, self.object.view(self.shape)))
-                reporting += time.perf_counter() - reported
-            if self._converged(history):
-                break
+        try:
+            for epoch in range(config.epochs):
+                epoch_started = time.perf_counter()
+                refine_probe = config.probe_refined(epoch)
+                refine_positions = config.positions_refined(epoch)
+                self._cache_probes(not (refine_probe or refine_positions))
+                sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, error, measured power
+                for index, measured in self.feed.epoch(self.generator):
+                    batch_loss, batch_error = self._batch(index, measured, refine_probe, refine_positions)
+                    sums[0] += batch_loss.double()
+                    sums[1] += batch_error.double()
+                    if self.total_measured is None:
+                        sums[2] += measured.square().sum(dtype=torch.float64)
+                if context.enabled:
+                    self._combine(refine_probe, refine_positions, whole=False)
+                    context.sum(sums)
+                loss, error, power = (float(v) for v in sums.cpu())
+                if self.total_measured is None:
+                    self.total_measured = power
+                amplitude_error = error / max(self.total_measured, 1e-30)
+                if previous is not None:
+                    self._momentum(previous, restart=bool(history) and amplitude_error > history[-1]["amplitude_error"])
+                record = {"epoch": float(epoch + 1), "loss": loss / total_patterns,
+                          "amplitude_error": amplitude_error,
+                          "elapsed_s": time.perf_counter() - started - reporting,
+                          "patterns_per_s": total_patterns / max(time.perf_counter() - epoch_started, 1e-9),
+                          **self._memory_record()}
+                history.append(record)
+                if request is not None:
+                    reported = time.perf_counter()
+                    request.report(ProgressEvent(epoch + 1, config.epochs, "epoch", record,
+                                                 self.object.view(self.shape)))
+                    reporting += time.perf_counter() - reported
+                if self._converged(history):
+                    break
+        finally:
+            self.feed.close()
+        del previous
+        if context.enabled:
+            self._combine(False, False, whole=True)
         return self.result(history)
+
+    def _momentum(self, previous: Tensor, restart: bool) -> None:
+        """Heavy-ball step on the object, holding one extra object (``previous``, the object at the end of
+        the last epoch before its momentum step) instead of a velocity and a copy: with v the velocity,
+        ``previous`` = start of this epoch - m v_old, so v = m v_old + (end - start) = object - previous.
+        A rise of the amplitude error drops the velocity (adaptive restart, ITER-005)."""
+        if restart:
+            previous.copy_(self.object)
+            return
+        momentum = self.config.momentum
+        velocity = previous.sub_(self.object).neg_()  # in place: previous now holds v
+        self.object.add_(velocity, alpha=momentum)
+        previous.mul_(-momentum).add_(self.object)  # the end of this epoch again: object - m v
+
+    def _memory_record(self) -> dict[str, float]:
+        """Peak memory so far (the largest of the ranks'), for the history and the progress line."""
+        peaks = torch.tensor([float(peak_rss_bytes()), 0.0], dtype=torch.float64)
+        if self.device.type == "cuda":
+            peaks[1] = float(torch.cuda.max_memory_allocated(self.device))
+        if self.distributed.enabled:
+            import torch.distributed as dist
+
+            dist.all_reduce(peaks, op=dist.ReduceOp.MAX, group=self.distributed.control_group)
+        record = {"peak_rss_bytes": float(peaks[0])}
+        if self.device.type == "cuda":
+            record["peak_device_bytes"] = float(peaks[1])
+        return record
 
     def _converged(self, history: list[dict[str, float]]) -> bool:
         """Relative decrease of the amplitude error over the last ``patience`` epochs below ``tolerance``."""
@@ -223,40 +319,65 @@ class IterativeSolver:
         old, new = history[-1 - config.patience]["amplitude_error"], history[-1]["amplitude_error"]
         return (old - new) <= config.tolerance * abs(old)
 
+    # -- several ranks -------------------------------------------------------------------------------
+
+    def _combine(self, refined_probe: bool, moved: bool, *, whole: bool) -> None:
+        """Agree with the other ranks: the object rows several shares touch (all rows when ``whole``), each
+        rank's copy weighted by its illumination, and the probe when it was refined."""
+        total = float(self.scan.n_patterns)
+        if refined_probe:
+            self.probe = sharing.average(self.probe, self.count, total)
+        if self._share_weight is None or refined_probe or moved:
+            self._share_weight = self._illumination_of_share(self._share_weight)
+        if whole:
+            bands = [(0, self.shape[0])]
+        else:
+            first = int(self.origins[:, 0].min())
+            extents = sharing.gather_extents((first, int(self.origins[:, 0].max()) + self.size), self.distributed,
+                                             self.device)
+            bands = sharing.shared_row_bands(extents, self.shape[0])
+        sharing.combine_rows(self.object, self._share_weight, self._gradient, self._illumination, bands,
+                             self.shape[1])
+
+    def _illumination_of_share(self, out: Tensor | None) -> Tensor:
+        """Summed probe intensity of this rank's windows on the object grid (H*W,)."""
+        total = torch.zeros_like(self._illumination) if out is None else out.zero_()
+        for index in torch.arange(self.count, device=self.device).split(_CHUNK):
+            probes = self._probes(index, self.frac.index_select(0, index))
+            total.index_add_(0, self._flat(index).reshape(-1), self._lit(index, probes).reshape(-1))
+        return total
+
+    # -- results -------------------------------------------------------------------------------------
+
     def illumination_map(self) -> Tensor:
-        """Summed probe intensity on the object grid (H, W) for the current probe and positions."""
-        total = torch.zeros(self.shape[0] * self.shape[1], dtype=torch.float32, device=self.device)
-        for index in torch.arange(self.scan.n_patterns, device=self.device).split(1024):
-            probes = self._probes(index, self.windows.frac[index])
-            total.index_add_(0, self.windows.flat[index].reshape(-1), updates.intensity(probes).reshape(-1))
+        """Summed probe intensity on the object grid (H, W) for the current probe and positions, over every
+        pattern (all ranks). Uses the solver's scratch buffer: call it once, at the end."""
+        total = self._illumination_of_share(self._illumination)
+        if self.distributed.enabled:
+            self.distributed.sum(total)
         return total.view(self.shape)
 
     def result(self, history: list[dict[str, float]]) -> Reconstruction:
         config = self.config
         refined_probe = config.refine_probe_from is not None and config.refine_probe_from <= len(history)
         moved = config.refine_positions_from is not None and config.refine_positions_from <= len(history)
+        positions = self.positions
+        if moved and self.shares is not None:
+            positions = sharing.gather_rows(self.positions, self.shares, self.distributed)
         return Reconstruction(
             object=self.object.view(self.shape).cpu().numpy(),
             weights=self.illumination_map().cpu().numpy(),
             n_patterns=self.scan.n_patterns,
             probe=self.probe.cpu().numpy() if refined_probe else None,
-            positions=self.positions.cpu().numpy() if moved else None,
+            positions=positions.cpu().numpy() if moved else None,
             history=tuple(history),
         )
 
 
 def reconstruct_iterative(request: ReconstructRequest, initial_object: np.ndarray | None = None) -> Reconstruction:
     """Run the iterative reconstructor as ``request`` asks, from ``initial_object`` (or the request's, or
-    ones)."""
-    require_single_process(request)
+    ones); under ``torchrun`` (``request.distributed``) as one rank of the job."""
     start = initial_object if initial_object is not None else request.initial_object
-    solver = IterativeSolver(request.scan, request.iterative, request.device, start)
+    solver = IterativeSolver(request.scan, request.iterative, request.device, start, budget=request.memory_budget,
+                             distributed=request.distributed or SINGLE_PROCESS)
     return solver.run(request)
-
-
-def require_single_process(request: ReconstructRequest) -> None:
-    """The iterative solver runs in one process: under ``torchrun`` every rank would repeat the same work,
-    so that is refused with a clear error instead."""
-    if request.distributed is not None and request.distributed.enabled:
-        raise ConfigError("the iterative reconstructors run in one process; start `reconstruct` without torchrun "
-                          "(the network reconstructor `pinn` is the one that shares a scan across ranks)")

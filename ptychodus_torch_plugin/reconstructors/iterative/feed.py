@@ -1,0 +1,160 @@
+"""Measured amplitudes, batch by batch, for the iterative solver: from memory or streamed from their file.
+
+Two feeds give the solver the same thing each batch: the local indices of its patterns and their measured
+amplitudes on the device, in ``fft2`` layout (zero frequency at pixel 0):
+
+- :class:`ResidentFeed`: every pattern of the share is held on the device (on the CPU: the scan's own
+  array, not a copy); each epoch is one random permutation, cut into batches. The ``ifftshift`` is done per
+  batch, so no shifted copy of the scan exists.
+- :class:`StreamedFeed`: patterns stay where they are (an HDF5 file, or host memory when the device is a
+  GPU) and come in blocks of consecutive patterns, read by a background thread while the solver works on
+  the block before (:class:`Prefetcher`). Each epoch visits the blocks in a random order and each block
+  in a random order, so memory is a few blocks whatever the scan's size.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ...data.patterns import PatternStack
+
+_DIMS = (-2, -1)
+
+Batch = tuple[Tensor, Tensor]
+"""(local pattern indices (B,) on the device, measured amplitudes (B, N, N) in fft2 layout)."""
+
+
+def take_rows(amplitudes: np.ndarray | PatternStack, indices: np.ndarray) -> np.ndarray:
+    """Rows ``indices`` (sorted) of an amplitude stack: a view when they are one contiguous run of an
+    in-memory array, so a single process or a contiguous share never copies the scan."""
+    if isinstance(amplitudes, np.ndarray) and indices.size and \
+            indices[-1] - indices[0] + 1 == indices.size:
+        return amplitudes[int(indices[0]) : int(indices[-1]) + 1]
+    return amplitudes[indices]
+
+
+class ResidentFeed:
+    """Every pattern of the share resident on the device; batches are random over the whole share."""
+
+    def __init__(self, amplitudes: Tensor, batch_size: int) -> None:
+        self.amplitudes = amplitudes
+        self.batch_size = batch_size
+        self.device = amplitudes.device
+        self.count = int(amplitudes.shape[0])
+
+    def epoch(self, generator: torch.Generator) -> Iterator[Batch]:
+        order = torch.randperm(self.count, generator=generator).to(self.device)
+        for index in order.split(self.batch_size):
+            yield index, torch.fft.ifftshift(self.amplitudes.index_select(0, index), dim=_DIMS)
+
+    def close(self) -> None:
+        pass
+
+
+class StreamedFeed:
+    """Blocks of ``block_size`` consecutive patterns of the share, read ahead by a background thread.
+
+    ``read(local_indices)`` returns the float32 amplitudes of those patterns of the share (numpy, any
+    source: a PatternStack or a host array); the block is ``ifftshift``-ed on the reading thread and moved
+    to the device through pinned memory when the device is a GPU.
+    """
+
+    def __init__(self, read: Callable[[np.ndarray], np.ndarray], count: int, block_size: int, batch_size: int,
+                 device: torch.device, depth: int = 1) -> None:
+        self.read = read
+        self.count = count
+        self.block_size = max(int(block_size), 1)
+        self.batch_size = batch_size
+        self.device = device
+        self.depth = depth
+        self._prefetcher: Prefetcher | None = None
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-self.count // self.block_size)
+
+    def _load(self, block: int) -> tuple[int, Tensor]:
+        start = block * self.block_size
+        indices = np.arange(start, min(start + self.block_size, self.count))
+        values = torch.from_numpy(np.fft.ifftshift(self.read(indices), axes=_DIMS))
+        if self.device.type == "cuda":
+            values = values.pin_memory().to(self.device, non_blocking=True)
+        return start, values
+
+    def epoch(self, generator: torch.Generator) -> Iterator[Batch]:
+        blocks = torch.randperm(self.n_blocks, generator=generator).tolist()
+        orders = [torch.randperm(min(self.block_size, self.count - b * self.block_size), generator=generator)
+                  for b in blocks]
+        self.close()
+        self._prefetcher = Prefetcher((lambda b=b: self._load(b)) for b in blocks)
+        try:
+            for (start, values), order in zip(self._prefetcher, orders):
+                order = order.to(values.device)
+                for part in order.split(self.batch_size):
+                    yield (part + start).to(self.device), values.index_select(0, part)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._prefetcher is not None:
+            self._prefetcher.close()
+            self._prefetcher = None
+
+
+class Prefetcher:
+    """Runs ``tasks`` (callables) one after another on a background thread, at most ``depth`` ahead of the
+    consumer, and yields their results in order. An exception in a task is raised in the consumer; leaving
+    the loop early (``close``) stops the thread after its current task."""
+
+    _DONE = object()
+
+    def __init__(self, tasks: Iterator[Callable[[], Any]], depth: int = 1) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(depth, 1))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(tasks,), name="pattern-prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, tasks: Iterator[Callable[[], Any]]) -> None:
+        try:
+            for task in tasks:
+                if self._stop.is_set() or not self._put((True, task())):
+                    return
+        except BaseException as error:  # handed to the consumer, which raises it
+            self._put((False, error))
+            return
+        self._put(self._DONE)
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                return
+            ok, value = item
+            if not ok:
+                raise value
+            yield value
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            self._thread.join(timeout=0.05)
