@@ -7,9 +7,12 @@ amplitudes on the device, in ``fft2`` layout (zero frequency at pixel 0):
   array, not a copy); each epoch is one random permutation, cut into batches. The ``ifftshift`` is done per
   batch, so no shifted copy of the scan exists.
 - :class:`StreamedFeed`: patterns stay where they are (an HDF5 file, or host memory when the device is a
-  GPU) and come in blocks of consecutive patterns, read by a background thread while the solver works on
-  the block before (:class:`Prefetcher`). Each epoch visits the blocks in a random order and each block
-  in a random order, so memory is a few blocks whatever the scan's size.
+  GPU) and come in blocks, read by a background thread while the solver works on the block before
+  (:class:`Prefetcher`), so memory is a few blocks whatever the scan's size. A block is not one run of
+  consecutive patterns (one small region of the sample, since files are in scan order) but several short
+  runs drawn at random from the whole share each epoch: the batches cut from it then spread over the
+  sample as the resident feed's do, while each read is still a run of whole HDF5 chunks. Batches of one
+  region only made the object converge more slowly per epoch (docs/findings.md SCALE-001).
 """
 
 from __future__ import annotations
@@ -67,38 +70,47 @@ class StreamedFeed:
     """
 
     def __init__(self, read: Callable[[np.ndarray], np.ndarray], count: int, block_size: int, batch_size: int,
-                 device: torch.device, depth: int = 1) -> None:
+                 device: torch.device, run_length: int = 64, depth: int = 1) -> None:
         self.read = read
         self.count = count
         self.block_size = max(int(block_size), 1)
         self.batch_size = batch_size
         self.device = device
+        self.run_length = max(1, min(int(run_length), self.block_size))
         self.depth = depth
         self._prefetcher: Prefetcher | None = None
 
-    @property
-    def n_blocks(self) -> int:
-        return -(-self.count // self.block_size)
+    def _blocks(self, generator: torch.Generator) -> list[np.ndarray]:
+        """This epoch's blocks: runs of ``run_length`` consecutive patterns in a random order, grouped into
+        blocks of ``block_size``, each block's indices sorted (so its reads go forward through the file)."""
+        if self.count <= self.block_size:
+            return [np.arange(self.count)]
+        runs = np.arange(0, self.count, self.run_length)[torch.randperm(-(-self.count // self.run_length),
+                                                                        generator=generator).numpy()]
+        per_block = max(self.block_size // self.run_length, 1)
+        blocks = []
+        for first in range(0, runs.size, per_block):
+            starts = np.sort(runs[first : first + per_block])
+            rows = (starts[:, None] + np.arange(self.run_length)).reshape(-1)
+            blocks.append(rows[rows < self.count])
+        return blocks
 
-    def _load(self, block: int) -> tuple[int, Tensor]:
-        start = block * self.block_size
-        indices = np.arange(start, min(start + self.block_size, self.count))
+    def _load(self, indices: np.ndarray) -> tuple[Tensor, Tensor]:
         values = torch.from_numpy(np.fft.ifftshift(self.read(indices), axes=_DIMS))
         if self.device.type == "cuda":
             values = values.pin_memory().to(self.device, non_blocking=True)
-        return start, values
+        return torch.from_numpy(indices).to(self.device), values
 
     def epoch(self, generator: torch.Generator) -> Iterator[Batch]:
-        blocks = torch.randperm(self.n_blocks, generator=generator).tolist()
-        orders = [torch.randperm(min(self.block_size, self.count - b * self.block_size), generator=generator)
-                  for b in blocks]
+        blocks = self._blocks(generator)
+        orders = [torch.randperm(block.size, generator=generator) for block in blocks]
         self.close()
         self._prefetcher = Prefetcher((lambda b=b: self._load(b)) for b in blocks)
         try:
-            for (start, values), order in zip(self._prefetcher, orders):
+            for (indices, values), order in zip(self._prefetcher, orders):
                 order = order.to(values.device)
                 for part in order.split(self.batch_size):
-                    yield (part + start).to(self.device), values.index_select(0, part)
+                    yield indices.index_select(0, part), values.index_select(0, part)
         finally:
             self.close()
 

@@ -46,6 +46,8 @@ from .memory_plan import MemoryPlan, plan_memory
 _DIMS = (-2, -1)
 #: Patterns per step when the patterns are copied to a GPU or the illumination is summed.
 _CHUNK = 1024
+#: Consecutive patterns read together by a streamed feed (at least one HDF5 chunk of the file).
+RUN_LENGTH = 32
 
 
 class IterativeSolver:
@@ -53,11 +55,12 @@ class IterativeSolver:
 
     ``budget`` bounds what the solver holds (default: :func:`~...memory.resolve_budget`'s automatic one);
     ``distributed`` makes this solver one rank of a ``torchrun`` job, working on its spatial share.
+    ``plan`` imposes a memory plan instead of deriving it from the budget (benchmarks, tests).
     """
 
     def __init__(self, scan: ScanData, config: IterativeConfig, device: torch.device,
                  initial_object: np.ndarray | None = None, *, budget: MemoryBudget | None = None,
-                 distributed: DistributedContext = SINGLE_PROCESS) -> None:
+                 distributed: DistributedContext = SINGLE_PROCESS, plan: MemoryPlan | None = None) -> None:
         config.validate()
         self.config = config
         self.device = device
@@ -90,7 +93,7 @@ class IterativeSolver:
             good = torch.from_numpy(~scan.bad_pixels).to(torch.float32)
             self.valid = torch.fft.ifftshift(good, dim=_DIMS).to(device)
         shifts = 0 if self.integer_scan else int(torch.unique(self.frac, dim=0).shape[0])
-        self.plan = self._plan(budget or resolve_budget(None), shifts)
+        self.plan = plan or self._plan(budget or resolve_budget(None), shifts)
         self.feed = self._feed(self.plan)
         pixels = self.shape[0] * self.shape[1]
         self._gradient = torch.zeros(pixels, 2, dtype=torch.float32, device=device)
@@ -120,7 +123,8 @@ class IterativeSolver:
             def read(local: np.ndarray) -> np.ndarray:
                 return np.asarray(amplitudes[self.share[local]], dtype=np.float32)
 
-            return StreamedFeed(read, self.count, plan.block_size, self.config.batch_size, self.device)
+            run = max(getattr(amplitudes, "chunk_rows", 1), RUN_LENGTH)
+            return StreamedFeed(read, self.count, plan.block_size, self.config.batch_size, self.device, run)
         if self.device.type == "cpu":
             return ResidentFeed(torch.from_numpy(np.asarray(take_rows(amplitudes, self.share))),
                                 self.config.batch_size)
