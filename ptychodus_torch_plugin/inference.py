@@ -5,6 +5,10 @@ position, made of it and g²-1 neighbours), so no pattern is dropped and no posi
 are stitched on the model's device with probe-intensity weights, chunk by chunk, so memory is bounded
 by ``batch_size`` however long the scan.
 
+A scan left in its HDF5 file (a :class:`~.data.patterns.PatternStack`) is read chunk by chunk, each
+chunk's patterns read by a background thread while the network works on the chunk before; under
+``torchrun`` each rank reads only its own share of the file.
+
 On a GPU the scan's amplitudes are copied to the device once when they fit (``resident``), chunks are
 gathered there, positions are validated once for the whole scan, and the loop never waits for the host:
 network pass (see :mod:`.performance` for bf16, channels_last, compile and CUDA graphs) then ``index_add_``
@@ -20,13 +24,15 @@ mean total intensity it was trained on.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import cast
 
 import numpy as np
 import torch
 from torch import nn
 
+from .data.patterns import PatternStack
+from .data.prefetch import Prefetcher
 from .data.scan import ScanData
 from .distributed import SINGLE_PROCESS, DistributedContext
 from .errors import ConfigError
@@ -34,7 +40,7 @@ from .models.base import TrainableModel
 from .performance import PerformanceConfig, inference_forward, resolve
 from .physics import ObjectAccumulator
 from .physics.grouping import group_neighbours, order_by_angle
-from .physics.scale import intensity_scale
+from .physics.scale import intensity_scale, scale_from_mean_total
 from .reconstructors.base import Reconstruction
 
 __all__ = ["Reconstruction", "reconstruct_scan"]
@@ -148,13 +154,19 @@ def reconstruct_scan(
         groups = groups.tensor_split(distributed.world_size)[distributed.rank]
     # The scan is never rescaled on the host: each chunk is scaled on the device, and the scan's intensity
     # scale is measured where the data lives (on the GPU when the scan is resident there).
-    amplitudes = torch.from_numpy(np.ascontiguousarray(scan.amplitudes, dtype=np.float32))
-    if keep_resident(amplitudes.numel() * 4, device):
-        amplitudes = amplitudes.to(device)
-        groups = groups.to(device)
-    elif device.type == "cuda":
-        amplitudes = amplitudes.pin_memory()
-    gain = float(model.scale.detach()) / intensity_scale(amplitudes)
+    amplitudes: torch.Tensor | PatternStack
+    if isinstance(scan.amplitudes, PatternStack):
+        amplitudes = scan.amplitudes
+        scale = _streamed_intensity_scale(amplitudes, distributed, device)
+    else:
+        amplitudes = torch.from_numpy(np.ascontiguousarray(scan.amplitudes, dtype=np.float32))
+        if keep_resident(amplitudes.numel() * 4, device):
+            amplitudes = amplitudes.to(device)
+            groups = groups.to(device)
+        elif device.type == "cuda":
+            amplitudes = amplitudes.pin_memory()
+        scale = intensity_scale(amplitudes)
+    gain = float(model.scale.detach()) / scale
     weights = model.illumination().to(device)
     # Bilinear placement: a decoded patch ends at its support's edge, and a Fourier shift of it would ring.
     accumulator = ObjectAccumulator(tuple(scan.object_shape), device=device, dtype=torch.complex64,
@@ -164,10 +176,9 @@ def reconstruct_scan(
     example = torch.zeros(chunk_groups, gridsize**2, size, size, device=device)
     total, done = int(groups.numel()), 0
     with inference_forward(cast(nn.Module, model), device, options, example) as forward:
-        for chunk in groups.split(batch_size):
+        for chunk, patterns in _chunks(amplitudes, groups.split(batch_size), device):
             members = chunk.reshape(-1)
-            inputs = amplitudes[members].to(device, non_blocking=True).view(chunk.shape[0], chunk.shape[1], size, size)
-            inputs = inputs * gain
+            inputs = patterns.view(chunk.shape[0], chunk.shape[1], size, size) * gain
             patches = forward(inputs)
             accumulator.add_placed(patches.reshape(-1, size, size), placement, members.to(device), weights)
             done += int(members.numel())
@@ -177,3 +188,37 @@ def reconstruct_scan(
         accumulator.reduce()
     obj, weight_map = accumulator.result()
     return Reconstruction(obj.cpu().numpy(), weight_map.cpu().numpy(), scan.n_patterns)
+
+
+def _chunks(amplitudes: torch.Tensor | PatternStack, chunks: tuple[torch.Tensor, ...],
+            device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(group chunk, its members' amplitudes on ``device``) for each chunk: gathered from a tensor, or read
+    from the file by a background thread one chunk ahead."""
+    if isinstance(amplitudes, torch.Tensor):
+        for chunk in chunks:
+            yield chunk, amplitudes[chunk.reshape(-1)].to(device, non_blocking=True)
+        return
+
+    def read(chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        values = torch.from_numpy(amplitudes.read(chunk.reshape(-1).cpu().numpy()))
+        if device.type == "cuda":
+            values = values.pin_memory()
+        return chunk, values.to(device, non_blocking=True)
+
+    reader = Prefetcher((lambda chunk=chunk: read(chunk)) for chunk in chunks)
+    try:
+        yield from reader
+    finally:
+        reader.close()
+
+
+def _streamed_intensity_scale(stack: PatternStack, distributed: DistributedContext, device: torch.device) -> float:
+    """:func:`intensity_scale` of a scan in its file: each rank sums the squares of a contiguous part of the
+    patterns (reading only that part) and the sums are added over ranks."""
+    part = np.array_split(np.arange(len(stack)), distributed.world_size)[distributed.rank]
+    total = torch.zeros(1, dtype=torch.float64, device=device)
+    for _, block in stack.blocks(max(1, (64 * 1024**2) // stack.pattern_bytes), part):
+        total += float(np.square(block, dtype=np.float64).sum())
+    if distributed.enabled:
+        distributed.sum(total)
+    return scale_from_mean_total(float(total) / len(stack), *stack.shape[-2:])

@@ -71,9 +71,15 @@ def intensity_scale(
     object amplitude is O(1) whatever the dose. This is PtychoPINN's s = sqrt(nphotons / mean sum |X|^2)
     with nphotons = mean counts per pattern and X the normalised amplitudes.
     """
-    mean_total = mean_total_intensity(observed_amplitudes)
+    height, width = observed_amplitudes.shape[-2], observed_amplitudes.shape[-1]
+    return scale_from_mean_total(mean_total_intensity(observed_amplitudes), height, width, target_total_intensity)
+
+
+def scale_from_mean_total(mean_total: float, height: int, width: int,
+                          target_total_intensity: float | None = None) -> float:
+    """:func:`intensity_scale` from the mean total counts per pattern, however they were summed (in one
+    array, or block by block over a file and over ranks)."""
     if target_total_intensity is None:
-        height, width = observed_amplitudes.shape[-2], observed_amplitudes.shape[-1]
         target_total_intensity = height * width / 4.0
     if not target_total_intensity > 0:
         raise DataError(f"the target total intensity must be positive, got {target_total_intensity}")
