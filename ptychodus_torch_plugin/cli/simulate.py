@@ -1,7 +1,8 @@
-"""``ptychodus-torch simulate``: write a synthetic dataset with ground truth (NPZ, optionally ptychodus HDF5).
+"""``ptychodus-torch simulate``: write a synthetic dataset with ground truth (NPZ, ptychodus HDF5, or both).
 
 Flags map one to one onto :class:`~ptychodus_torch_plugin.data.simulate.SimulationConfig`; the simulator
-(and torch) is imported only when the command runs, so building the parser stays cheap.
+(and torch) is imported only when the command runs, so building the parser stays cheap. The HDF5 pair is
+written in parts as the patterns are simulated, so only it suits scans larger than memory.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-HELP = "simulate a ptychography dataset with ground truth and write it as NPZ (and ptychodus HDF5)"
+HELP = "simulate a ptychography dataset with ground truth and write it as NPZ and/or ptychodus HDF5"
 
 _OBJECT_KINDS = ("lines", "grf", "image")
 _PROBE_KINDS = ("disk", "zoneplate")
@@ -22,12 +23,15 @@ _SCAN_KINDS = ("raster", "spiral")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the simulate flags (defaults mirror SimulationConfig)."""
     out = parser.add_argument_group("output")
-    out.add_argument("--output", "-o", type=Path, required=True, help="NPZ file to write")
+    out.add_argument(
+        "--output", "-o", type=Path, default=None,
+        help="NPZ file to write (holds the whole scan in memory; optional with --ptychodus-dir)",
+    )
     out.add_argument(
         "--ptychodus-dir",
         type=Path,
         default=None,
-        help="also write diffraction.h5 + product.h5 into this folder",
+        help="write diffraction.h5 + product.h5 into this folder (written in parts: any scan size)",
     )
     sim = parser.add_argument_group("simulation")
     sim.add_argument(
@@ -77,10 +81,7 @@ def run(args: argparse.Namespace) -> int:
     """Simulate with the parsed flags; bad combinations raise ConfigError (exit status 2 via main)."""
     from ..data.simulate import SimulationConfig, simulate_to_files
 
-    if args.output.suffix.lower() != ".npz":
-        raise ConfigError(f"--output must name an .npz file; got {args.output}")
-    if args.output.exists() and args.output.is_dir():
-        raise ConfigError(f"--output {args.output} is a folder; give a file name ending in .npz")
+    _check_outputs(args.output, args.ptychodus_dir)
     config = SimulationConfig(
         object_kind=args.object_kind,
         object_size=args.object_size,
@@ -97,14 +98,29 @@ def run(args: argparse.Namespace) -> int:
         pixel_size_m=args.pixel_size,
         **({"images": args.images} if args.images is not None else {}),
     )
-    scan = simulate_to_files(config, args.output, args.ptychodus_dir)
-    where = f"{args.output}" + (f" and {args.ptychodus_dir}/" if args.ptychodus_dir else "")
+    written = simulate_to_files(config, args.output, args.ptychodus_dir)
+    where = [] if args.output is None else [str(args.output)]
+    if args.ptychodus_dir is not None:
+        where.append(f"{args.ptychodus_dir}/")
     print(
-        f"simulated {scan.n_patterns} patterns of {scan.patch_size}x{scan.patch_size}, object "
-        f"{scan.object_shape[0]}x{scan.object_shape[1]} -> {where}",
+        f"simulated {written.n_patterns} patterns of {written.patch_size}x{written.patch_size}, object "
+        f"{written.object_shape[0]}x{written.object_shape[1]} -> {' and '.join(where)}",
         file=sys.stderr,
     )
     return 0
+
+
+def _check_outputs(output: Path | None, ptychodus_dir: Path | None) -> None:
+    """At least one destination, each of the right kind, before anything is simulated."""
+    if output is None and ptychodus_dir is None:
+        raise ConfigError("nothing to write: give --output FILE.npz, --ptychodus-dir FOLDER, or both")
+    if output is not None:
+        if output.suffix.lower() != ".npz":
+            raise ConfigError(f"--output must name an .npz file; got {output}")
+        if output.exists() and output.is_dir():
+            raise ConfigError(f"--output {output} is a folder; give a file name ending in .npz")
+    if ptychodus_dir is not None and ptychodus_dir.exists() and not ptychodus_dir.is_dir():
+        raise ConfigError(f"--ptychodus-dir {ptychodus_dir} is a file; give a folder")
 
 
 def _image_pair(text: str) -> tuple[str, str]:
