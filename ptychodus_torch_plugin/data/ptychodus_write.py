@@ -17,7 +17,7 @@ complete, so an error, Ctrl-C or a killed process never leaves a half-written fi
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -183,17 +183,17 @@ class PtychodusWriter:
             raise ValueError(f"object {self.object_truth.shape} differs from object_shape {self.object_shape}")
 
     def _temporary_path(self, final: Path) -> Path:
-        """An empty, uniquely named file next to ``final`` (so the rename stays on one file system)."""
+        """A new, unused name next to ``final`` (the rename then stays on one file system). Not mkstemp: its
+        files are private (0600), while the finished pair must get the usual permissions, as h5py gives."""
         final.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
-        os.close(handle)
-        self._temporary.append(Path(name))
-        return Path(name)
+        path = final.with_name(f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+        self._temporary.append(path)
+        return path
 
     def _create_diffraction(self, bad_pixels: np.ndarray | None) -> h5py.File:
         n = self.patch_size
         chunk_bytes = self.chunk_rows * n * n * self.dtype.itemsize
-        h5 = h5py.File(self._temporary_path(self.diffraction_path), "w", rdcc_nbytes=max(4 * chunk_bytes, 1 << 20))
+        h5 = h5py.File(self._temporary_path(self.diffraction_path), "w-", rdcc_nbytes=max(4 * chunk_bytes, 1 << 20))
         try:
             h5.create_dataset("indexes", data=np.arange(self.n_patterns, dtype=np.int64), compression="lzf")
             patterns = h5.create_dataset(
@@ -231,7 +231,7 @@ class PtychodusWriter:
         frame = ObjectFrame(height_px=height, width_px=width, pixel_height_m=self.pixel, pixel_width_m=self.pixel)
         y_m, x_m = positions_to_metres(self.positions, frame, self.patch_size)
         indexes = np.arange(self.n_patterns, dtype=np.int64)
-        with h5py.File(path, "w") as h5:
+        with h5py.File(path, "w-") as h5:
             h5.attrs["name"] = self.name
             h5.attrs["comments"] = self.source
             h5.attrs["detector_object_distance_m"] = self.distance

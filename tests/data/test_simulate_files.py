@@ -4,6 +4,8 @@ in-memory simulation's bits, written atomically, and the NPZ refused where it wo
 from __future__ import annotations
 
 import importlib
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +218,12 @@ def test_writer_rejects_misshapen_blocks(tmp_path: Path) -> None:
             writer.write(np.ones((3, 8, 8), dtype=np.float32))
         writer.write(np.ones((2, 8, 8), dtype=np.float32))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["diffraction.h5", "product.h5"]
+
+
+def test_finished_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    """Temporary files must not stay private (mkstemp's 0600) once renamed: others read the pair too."""
+    umask = os.umask(0)
+    os.umask(umask)
+    simulate_to_files(NOISY, None, tmp_path)
+    for name in ("diffraction.h5", "product.h5"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
