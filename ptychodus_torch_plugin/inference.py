@@ -157,7 +157,7 @@ def reconstruct_scan(
     amplitudes: torch.Tensor | PatternStack
     if isinstance(scan.amplitudes, PatternStack):
         amplitudes = scan.amplitudes
-        scale = _streamed_intensity_scale(amplitudes, distributed, device)
+        scale = streamed_intensity_scale(amplitudes, distributed)
     else:
         amplitudes = torch.from_numpy(np.ascontiguousarray(scan.amplitudes, dtype=np.float32))
         if keep_resident(amplitudes.numel() * 4, device):
@@ -212,13 +212,15 @@ def _chunks(amplitudes: torch.Tensor | PatternStack, chunks: tuple[torch.Tensor,
         reader.close()
 
 
-def _streamed_intensity_scale(stack: PatternStack, distributed: DistributedContext, device: torch.device) -> float:
+def streamed_intensity_scale(stack: PatternStack, distributed: DistributedContext = SINGLE_PROCESS) -> float:
     """:func:`intensity_scale` of a scan in its file: each rank sums the squares of a contiguous part of the
-    patterns (reading only that part) and the sums are added over ranks."""
+    patterns (reading only that part) and the sums are added over ranks (on the gloo control group)."""
     part = np.array_split(np.arange(len(stack)), distributed.world_size)[distributed.rank]
-    total = torch.zeros(1, dtype=torch.float64, device=device)
+    total = torch.zeros(1, dtype=torch.float64)
     for _, block in stack.blocks(max(1, (64 * 1024**2) // stack.pattern_bytes), part):
         total += float(np.square(block, dtype=np.float64).sum())
     if distributed.enabled:
-        distributed.sum(total)
+        import torch.distributed as dist
+
+        dist.all_reduce(total, group=distributed.control_group)
     return scale_from_mean_total(float(total) / len(stack), *stack.shape[-2:])

@@ -3,6 +3,12 @@
 The whole scan is held as a few tensors (optionally on the GPU); a batch is a gather of group indices,
 so there is no per-sample Python work. The DataLoader only schedules index batches, which keeps
 ``--num-workers`` meaningful for CPU runs without copying patterns around.
+
+Under ``torchrun`` with a scan left in its HDF5 file (a :class:`~..data.patterns.PatternStack`), each rank
+keeps a fixed contiguous share of the groups and reads only the patterns those groups use
+(:func:`group_scan` with ``distributed``): memory per rank is its share, and the batches of a step are
+drawn by each rank from its own share (:func:`local_shard_batches`) instead of being cut from one global
+batch.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from ..data.patterns import PatternStack
 from ..data.scan import ScanData
+from ..distributed import SINGLE_PROCESS, DistributedContext
 from ..errors import ConfigError
 from ..physics import extract_patches
 from ..physics.grouping import group_neighbours, group_offsets, order_by_angle
@@ -38,10 +46,18 @@ class GroupedScan:
     offsets: Tensor
     truth_patches: Tensor | None = None
     scales: Tensor | None = None
+    rank_groups: tuple[int, ...] | None = None
+    """Groups held by each rank when every rank holds only its share of the scan (None: every rank holds
+    all of it)."""
 
     @property
     def n_groups(self) -> int:
         return int(self.groups.shape[0])
+
+    @property
+    def global_groups(self) -> int:
+        """Groups over all ranks."""
+        return self.n_groups if self.rank_groups is None else sum(self.rank_groups)
 
     @property
     def n_channels(self) -> int:
@@ -77,11 +93,14 @@ def group_scan(
     with_truth: bool = False,
     reference_scale: float | None = None,
     selection: str = "random",
+    distributed: DistributedContext = SINGLE_PROCESS,
 ) -> GroupedScan:
     """Group a scan for training or validation (see ``physics.grouping``).
 
     With ``reference_scale`` the scan is normalised by its own intensity scale s (see
-    :class:`GroupedScan`): amplitudes x reference / s, and ``scales`` = s for every group.
+    :class:`GroupedScan`): amplitudes x reference / s, and ``scales`` = s for every group. Under
+    ``torchrun`` a scan left in its file is sharded: this rank keeps a contiguous share of the groups and
+    reads only their patterns.
     """
     n_channels = gridsize**2
     if scan.n_patterns < n_channels:
@@ -92,26 +111,37 @@ def group_scan(
     groups = order_by_angle(scan.positions, group_neighbours(scan.positions, gridsize, n_groups, seed,
                                                              k_neighbours=k_neighbours, selection=selection))
     offsets = group_offsets(scan.positions, groups)
+    positions, rank_groups = scan.positions, None
+    if distributed.enabled and not scan.in_memory:
+        parts = np.array_split(np.arange(len(groups)), distributed.world_size)
+        rank_groups = tuple(len(part) for part in parts)
+        groups, offsets = groups[parts[distributed.rank]], offsets[parts[distributed.rank]]
+        members = np.unique(groups)
+        groups = np.searchsorted(members, groups)
+        positions = scan.positions[members]
+        amplitudes = torch.from_numpy(scan.amplitudes[members])
+    else:
+        amplitudes = torch.from_numpy(np.ascontiguousarray(scan.amplitudes, dtype=np.float32))
     truth = None
     if with_truth:
         if scan.object_truth is None:
             raise ConfigError("this model type needs the true object ('objectGuess') in the training data")
-        truth = extract_patches(torch.from_numpy(scan.object_truth), torch.from_numpy(scan.positions),
+        truth = extract_patches(torch.from_numpy(scan.object_truth), torch.from_numpy(positions),
                                 scan.patch_size).to(torch.complex64)
-    amplitudes = torch.from_numpy(np.ascontiguousarray(scan.amplitudes, dtype=np.float32))
     scales = None
     if reference_scale is not None:
-        own = intensity_scale(scan.amplitudes)
+        own = data_intensity_scale(scan.amplitudes, distributed)
         if own != reference_scale:
             amplitudes = amplitudes * float(reference_scale / own)
         scales = torch.full((len(groups),), own, dtype=torch.float32)
     return GroupedScan(
         amplitudes=amplitudes,
-        positions=torch.from_numpy(np.asarray(scan.positions, dtype=np.float32)),
+        positions=torch.from_numpy(np.asarray(positions, dtype=np.float32)),
         groups=torch.from_numpy(np.asarray(groups, dtype=np.int64)),
         offsets=torch.from_numpy(np.asarray(offsets, dtype=np.float32)),
         truth_patches=truth,
         scales=scales,
+        rank_groups=rank_groups,
     )
 
 
@@ -157,6 +187,7 @@ def group_scans(
     with_truth: bool = False,
     reference_scale: float | None = None,
     selection: str = "random",
+    distributed: DistributedContext = SINGLE_PROCESS,
 ) -> GroupedScan:
     """Group several scans of one instrument into one training set: groups are formed within each scan
     (never across scans: their positions live in different objects), each scan is normalised by its own
@@ -165,15 +196,17 @@ def group_scans(
     if not scans:
         raise ConfigError("no training scan given")
     if reference_scale is None:
-        reference_scale = intensity_scale(scans[0].amplitudes)
+        reference_scale = data_intensity_scale(scans[0].amplitudes, distributed)
     shares = split_groups(n_groups, [scan.n_patterns for scan in scans])
     parts = [group_scan(scan, gridsize, n_groups=share, seed=seed + 7919 * i, k_neighbours=k_neighbours,
-                        with_truth=with_truth, reference_scale=reference_scale, selection=selection)
+                        with_truth=with_truth, reference_scale=reference_scale, selection=selection,
+                        distributed=distributed)
              for i, (scan, share) in enumerate(zip(scans, shares))]
     if len(parts) == 1:
         return parts[0]
     starts = np.cumsum([0] + [int(p.amplitudes.shape[0]) for p in parts[:-1]])
     truths = [p.truth_patches for p in parts]
+    sharded = [p.rank_groups or (p.n_groups,) * distributed.world_size for p in parts]
     return GroupedScan(
         amplitudes=torch.cat([p.amplitudes for p in parts]),
         positions=torch.cat([p.positions for p in parts]),
@@ -181,6 +214,7 @@ def group_scans(
         offsets=torch.cat([p.offsets for p in parts]),
         truth_patches=None if any(t is None for t in truths) else torch.cat(truths),  # type: ignore[arg-type]
         scales=torch.cat([p.scales for p in parts]),  # type: ignore[misc]
+        rank_groups=tuple(int(sum(c)) for c in zip(*sharded)) if any(p.rank_groups for p in parts) else None,
     )
 
 
@@ -238,6 +272,34 @@ def shard_batches(batches: list[Tensor], rank: int, world_size: int) -> list[Sha
         part = b.tensor_split(world_size)[rank]
         shares.append(Share(part, len(part) * world_size / len(b), len(b)))
     return shares
+
+
+def local_shard_batches(rank_groups: Sequence[int], batch_size: int, *, seed: int, epoch: int,
+                        rank: int) -> list[Share]:
+    """This rank's batches when each rank holds only its share of the groups: ceil(total / batch_size)
+    steps, the same on every rank; at each step every rank takes its next part of its own shuffled share,
+    weighted so that DDP's average is the step's global mean loss (see :func:`shard_batches`)."""
+    world, total = len(rank_groups), sum(rank_groups)
+    steps = -(-total // batch_size)
+    if min(rank_groups) < steps:
+        raise ConfigError(f"each of the {world} processes holds at least {min(rank_groups)} groups but an epoch has "
+                          f"{steps} steps of --batch_size {batch_size}; raise --batch_size to at least "
+                          f"{-(-total // max(min(rank_groups), 1))} or use fewer processes")
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch * 7919 + rank)
+    parts = torch.randperm(rank_groups[rank], generator=generator).tensor_split(steps)
+    sizes = [[len(part) for part in torch.arange(count).tensor_split(steps)] for count in rank_groups]
+    step_totals = [sum(column) for column in zip(*sizes)]
+    return [Share(part, len(part) * world / size, size) for part, size in zip(parts, step_totals)]
+
+
+def data_intensity_scale(amplitudes: np.ndarray | PatternStack, distributed: DistributedContext = SINGLE_PROCESS) -> float:
+    """The intensity scale of a scan's amplitudes: of an array, or of a file read block by block (under
+    torchrun each rank reads one part and the sums are added over ranks)."""
+    if isinstance(amplitudes, PatternStack):
+        from ..inference import streamed_intensity_scale
+
+        return streamed_intensity_scale(amplitudes, distributed)
+    return intensity_scale(amplitudes)
 
 
 def load_batches(data: GroupedScan, index_batches: list[Tensor], num_workers: int = 0) -> Iterator[dict[str, Tensor]]:

@@ -38,14 +38,13 @@ from ..loggers.null_logger import NullLogger
 from ..models.model_file import MODEL_FILE_NAME, plain, save_model
 from ..performance import as_input, autocast, resolve
 from ..physics.canvas import group_canvas_size
-from ..physics.scale import intensity_scale
 from ..pictures import save_loss_figure
 from ..results import write_results
 from ..plugins import PluginHost, build_plugin_host
 from .checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
 from .context import RunContext
-from .data import (PROBE_TOLERANCE, GroupedScan, Share, epoch_batches, group_scan, group_scans, load_batches,
-                   probe_difference, shard_batches)
+from .data import (PROBE_TOLERANCE, GroupedScan, Share, data_intensity_scale, epoch_batches, group_scan,
+                   group_scans, load_batches, local_shard_batches, probe_difference, shard_batches)
 from .determinism import deterministic_algorithms, restore_rng_state, rng_state, seed_everything
 from .schedules import build_scheduler, current_lr, step_scheduler
 from .step import TrainStep
@@ -88,7 +87,7 @@ def _mean_loss(step: TrainStep, data: GroupedScan, batch_size: int, distributed:
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=data.amplitudes.device)
     batches = epoch_batches(data, batch_size, shuffle=False, seed=0, epoch=0)
-    if distributed.enabled:
+    if distributed.enabled and data.rank_groups is None:  # every rank holds all groups: each takes a part
         batches = [b.tensor_split(distributed.world_size)[distributed.rank] for b in batches]
         batches = [b for b in batches if len(b)]
     with torch.no_grad():
@@ -96,7 +95,7 @@ def _mean_loss(step: TrainStep, data: GroupedScan, batch_size: int, distributed:
             with autocast(step.device, step.options):
                 patches = model(as_input(batch["amplitudes"], step.options))
             total += model.loss_from_patches(patches, batch).double() * batch["amplitudes"].shape[0]
-    return float(distributed.sum(total)) / data.n_groups
+    return float(distributed.sum(total)) / data.global_groups
 
 
 class _FailedLogger(NullLogger):
@@ -125,9 +124,11 @@ class Trainer:
         self.backend = self.host.logger_backend(execution.logger)
         self.model_type = self.host.model_type(config.model.model_type)
         seed_everything(config.seed)
-        self.train_scans = [load_scan(path) for path in config.train_data_files]
+        # Under torchrun HDF5 patterns stay in their files and each rank reads its share (training/data.py).
+        stream = True if distributed.enabled else None
+        self.train_scans = [load_scan(path, stream=stream) for path in config.train_data_files]
         self.train_scan = self.train_scans[0]
-        self.test_scan = load_scan(config.test_data_file) if config.test_data_file else None
+        self.test_scan = load_scan(config.test_data_file, stream=stream) if config.test_data_file else None
         if config.model.patch_size is None:
             config = replace(config, model=replace(config.model, patch_size=self.train_scan.patch_size))
             config.validate()
@@ -139,10 +140,11 @@ class Trainer:
         if self.test_scan is not None:
             self._check_data(self.test_scan, "test")
         with_truth = self.model_type.needs_ground_truth
-        grouping = dict(seed=config.seed, k_neighbours=config.k_neighbours, selection=config.group_selection)
+        grouping = dict(seed=config.seed, k_neighbours=config.k_neighbours, selection=config.group_selection,
+                        distributed=distributed)
         # Every scan (training and validation) is normalised by its own intensity scale, as inference does;
         # the first training scan's is the model's reference.
-        scale = intensity_scale(self.train_scan.amplitudes)
+        scale = data_intensity_scale(self.train_scan.amplitudes, distributed)
         self.train_data = group_scans(self.train_scans, config.model.gridsize, n_groups=config.n_images,
                                       with_truth=with_truth, reference_scale=scale, **grouping).to(self.device)
         self.val_data = None
@@ -268,6 +270,10 @@ class Trainer:
     def _batches(self, epoch: int) -> tuple[Iterator[dict[str, torch.Tensor]], list[Share]]:
         """This rank's batches for ``epoch`` and, per batch, its share (global batch size, loss weight)."""
         workers = self.config.num_workers if self.device.type == "cpu" else 0
+        if self.train_data.rank_groups is not None:  # each rank holds only its share of the groups
+            shares = local_shard_batches(self.train_data.rank_groups, self.config.batch_size, seed=self.config.seed,
+                                         epoch=epoch, rank=self.distributed.rank)
+            return load_batches(self.train_data, [share.indices for share in shares], workers), shares
         batches = epoch_batches(self.train_data, self.config.batch_size, shuffle=True, seed=self.config.seed,
                                 epoch=epoch)
         shares = shard_batches(batches, self.distributed.rank, self.distributed.world_size)
@@ -280,7 +286,7 @@ class Trainer:
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         seen = 0
         channels = self.train_data.n_channels
-        bar = tqdm(total=self.train_data.n_groups * channels, disable=self.quiet, leave=False,
+        bar = tqdm(total=self.train_data.global_groups * channels, disable=self.quiet, leave=False,
                    desc=f"epoch {epoch + 1}/{self.config.max_epochs}", unit="pattern", unit_scale=True)
         batches, shares = self._batches(epoch)
         for batch, (_, weight, global_size) in zip(batches, shares):
