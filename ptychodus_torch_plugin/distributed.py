@@ -15,6 +15,7 @@ import contextlib
 import gc
 import datetime
 import os
+import signal
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -127,6 +128,37 @@ def peer_lost(error: BaseException, context: DistributedContext) -> PeerLostErro
     return PeerLostError(f"rank {context.rank} of {context.world_size} lost the other ranks ({detail}): a rank died "
                          "or stopped answering within --collective_timeout; the job is stopped and nothing was "
                          "written")
+
+
+class JobStoppedError(PtychodusTorchError):
+    """torchrun ended this rank (SIGTERM): another rank failed, or the job was cancelled."""
+
+
+@contextlib.contextmanager
+def stop_on_sigterm(environ: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Under torchrun, turn the SIGTERM that torchrun sends to the surviving ranks when one fails (or when the
+    job is cancelled) into one error line instead of a silent death; a single process keeps the default.
+
+    Once the block has failed, SIGTERM is ignored for the rest of the process: the error line (a lost peer,
+    say) is being printed, and torchrun's SIGTERM, which follows a peer's death within milliseconds, must not
+    kill the process before it is."""
+    env = os.environ if environ is None else environ
+    if not launched_by_torchrun(env):
+        yield
+        return
+    rank, world_size = env.get("RANK", "?"), env.get("WORLD_SIZE", "?")
+
+    def stopped(signum: int, frame: Any) -> None:
+        raise JobStoppedError(f"rank {rank} of {world_size} was stopped by torchrun (SIGTERM): another rank "
+                              "failed or the job was cancelled; nothing was written")
+
+    previous = signal.signal(signal.SIGTERM, stopped)
+    try:
+        yield
+    except BaseException:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise
+    signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

@@ -92,7 +92,7 @@ class _ProgressBars:
 def run(args: argparse.Namespace) -> int:
     _validate(args)
     from ..data.load import load_scan
-    from ..distributed import distributed_session
+    from ..distributed import distributed_session, stop_on_sigterm
     from ..models.model_file import load_model
     from ..performance import resolve
     from ..plugins import build_plugin_host
@@ -111,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, host)[0] if args.model is not None else None
     scan = load_scan(args.data_file, stream=True)  # HDF5 patterns stay in the file; the reconstructor decides
     initial = None if args.initial_object is None else load_initial_object(args.initial_object, scan.object_shape)
-    with distributed_session(device, timeout=timeout) as distributed:  # under torchrun: each rank takes a share
+    with stop_on_sigterm(), distributed_session(device, timeout=timeout) as distributed:
+        # under torchrun each rank takes a share of the scan; rank 0 writes the results
         bars = _ProgressBars(args.quiet or not distributed.is_main)
         request = ReconstructRequest(scan=scan, device=distributed.device_for(device), model=model,
                                      initial_object=initial, iterative=iterative,
