@@ -7,14 +7,23 @@ from pathlib import Path
 import numpy as np
 
 
+#: Largest side of an image drawn into a figure: the panels are a few hundred pixels wide, so larger
+#: objects are thinned to this before drawing (a 7,000-pixel object would otherwise take GBs to draw).
+DISPLAY_SIDE = 1200
+
+
 def _display_frame(obj: np.ndarray, truth: np.ndarray | None, weights: np.ndarray | None):  # type: ignore[no-untyped-def]
-    """Crop to the measured region and remove the global phase offset, which no measurement determines
-    (aligned to the truth when known, else to the region's mean phase), so pictures compare like with like."""
+    """Crop to the measured region, thin it to at most :data:`DISPLAY_SIDE` pixels a side, and remove the
+    global phase offset, which no measurement determines (aligned to the truth when known, else to the
+    region's mean phase), so pictures compare like with like."""
     if weights is not None and np.any(weights > 0):
-        rows, cols = np.nonzero(weights >= 0.1 * weights.max())
-        box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+        lit = weights >= 0.1 * weights.max()
+        rows, cols = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     else:
         box = (slice(None), slice(None))
+    step = max(1, -(-max(obj[box].shape) // DISPLAY_SIDE))
+    box = (slice(box[0].start, box[0].stop, step), slice(box[1].start, box[1].stop, step))
     obj = obj[box]
     truth = truth[box] if truth is not None else None
     reference = np.sum(truth * np.conj(obj)) if truth is not None else np.conj(np.sum(obj))

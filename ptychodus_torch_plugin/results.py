@@ -17,12 +17,38 @@ from .evaluation import evaluate, region_mask
 from .reconstructors.base import Reconstruction
 
 
+#: Largest side of the region scored against the truth. Scoring works in float64 on the whole region (many
+#: arrays of it at once: registration, SSIM filters); a larger measured region is scored on its central
+#: square of this side, which is recorded in the scores (``scored_*``).
+MAX_SCORED_SIDE = 2048
+
+
 def quality_of(recon: Reconstruction, scan: ScanData) -> dict[str, float] | None:
-    """SSIM, PSNR, Pearson and FRC against the scan's true object over the measured region; None without
-    a truth."""
+    """SSIM, PSNR, Pearson and FRC against the scan's true object over the measured region (its central
+    :data:`MAX_SCORED_SIDE` square when larger); None without a truth."""
     if scan.object_truth is None:
         return None
-    return evaluate(recon.object, scan.object_truth, region_mask(recon.weights)).as_dict()
+    mask = region_mask(recon.weights)
+    window = _central_window(mask, MAX_SCORED_SIDE)
+    scores = evaluate(recon.object[window], scan.object_truth[window], mask[window]).as_dict()
+    if window != (slice(None), slice(None)):
+        scores.update(scored_row=float(window[0].start), scored_col=float(window[1].start),
+                      scored_side=float(MAX_SCORED_SIDE))
+    return scores
+
+
+def _central_window(mask: np.ndarray, side: int) -> tuple[slice, slice]:
+    """The whole array, or the central ``side`` x ``side`` square of the mask's bounding box when that box
+    is larger on either axis."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0 or max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 <= side:
+        return (slice(None), slice(None))
+    window = []
+    for used in (rows, cols):
+        first, end = int(used[0]), int(used[-1]) + 1
+        start = first + max(0, (end - first - side) // 2)
+        window.append(slice(start, min(start + side, end)))
+    return (window[0], window[1])
 
 
 def save_reconstruction(path: Path, recon: Reconstruction, scan: ScanData, quality: dict[str, float] | None) -> Path:

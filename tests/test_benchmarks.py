@@ -231,3 +231,22 @@ def test_ablation_log_input_variant_feeds_the_network_log1p_of_the_scaled_amplit
     model(amplitudes)
     torch.testing.assert_close(seen[0], torch.log1p(amplitudes / 2.0))
     torch.testing.assert_close(seen[1], amplitudes / 2.0)
+
+
+def test_large_scan_benchmark_runs_end_to_end(tmp_path):
+    """The scale benchmark on a tiny scan: simulate to HDF5, reconstruct streamed in 1 and 2 processes and
+    resident in one, with figures in every row (the real sizes are run by hand; docs/performance.md)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "large.json"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "large_scan.py"), "--sizes", "400",
+                             "--patch-size", "16", "--ranks", "1,2", "--epochs", "2", "--memory-budget", "40MB",
+                             "--resident-too", "--data-dir", str(tmp_path / "data"), "--json", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = json.loads(out.read_text())["runs"]
+    assert [(r["label"], r["ranks"]) for r in rows] == [("streamed", 1), ("streamed", 2), ("auto", 1)]
+    for row in rows:
+        assert row["epochs"] == 2 and all(_positive(v) for v in row["patterns_per_s"] + row["s_per_epoch"])
+        assert row["solver_peak_rss_mib"] > 50 and row["process_peak_rss_mib"] >= row["solver_peak_rss_mib"] - 1
