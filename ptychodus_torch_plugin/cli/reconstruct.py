@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
     resolve(performance, device, "inference")  # refuse e.g. --cuda-graphs on a CPU before loading anything
     budget, timeout = budget_from_args(args), timeout_from_args(args)
     model = load_model(args.model, host)[0] if args.model is not None else None
-    scan = load_scan(args.data_file, stream=True)  # HDF5 patterns stay in the file; the reconstructor decides
+    # HDF5 patterns taking more than a quarter of the budget stay in their file, read in blocks as needed
+    scan = load_scan(args.data_file, stream_above=budget.host_bytes // 4)
     initial = None if args.initial_object is None else load_initial_object(args.initial_object, scan.object_shape)
     with stop_on_sigterm(), distributed_session(device, timeout=timeout) as distributed:
         # under torchrun each rank takes a share of the scan; rank 0 writes the results

@@ -16,6 +16,7 @@ from .npz import read_npz
 from .ptychodus_h5 import (
     DIFFRACTION_FILE_NAME,
     PRODUCT_FILE_NAME,
+    STREAM_ABOVE_BYTES,
     h5_top_level_names,
     read_ptychodus,
     read_ptychodus_training,
@@ -26,7 +27,8 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with entries; an empty zip
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
-def load_scan(path: Path | str, *, counts: bool | None = None, stream: bool | None = None) -> ScanData:
+def load_scan(path: Path | str, *, counts: bool | None = None, stream: bool | None = None,
+              stream_above: int = STREAM_ABOVE_BYTES) -> ScanData:
     """Read a scan from an NPZ file, a ptychodus HDF5 file (or pair), or a ptychodus batch folder.
 
     - NPZ (PtychoPINN layout), see :func:`.npz.read_npz`.
@@ -36,18 +38,19 @@ def load_scan(path: Path | str, *, counts: bool | None = None, stream: bool | No
 
     ``counts`` overrides whether the diffraction array holds counts (True) or amplitudes (False).
     ``stream`` True leaves HDF5 patterns in their file, read block by block (a
-    :class:`~.patterns.PatternStack`); False reads them whole; None streams those above
-    :data:`~.ptychodus_h5.STREAM_ABOVE_BYTES`. An NPZ is always read whole: a zip member cannot be read in
+    :class:`~.patterns.PatternStack`); False reads them whole; None streams them when they take more than
+    ``stream_above`` bytes as float32 (default :data:`~.ptychodus_h5.STREAM_ABOVE_BYTES`). An NPZ is always read whole: a zip member cannot be read in
     parts, so a scan too large for memory belongs in ptychodus's ``diffraction.h5``.
     Every failure is a :class:`DataError` naming the file.
     """
     path = Path(path)
     if path.is_dir():
-        return read_ptychodus(path / DIFFRACTION_FILE_NAME, path / PRODUCT_FILE_NAME, counts=counts, stream=stream)
+        return read_ptychodus(path / DIFFRACTION_FILE_NAME, path / PRODUCT_FILE_NAME, counts=counts, stream=stream,
+                              stream_above=stream_above)
     kind = sniff_format(path)
     if kind == "npz":
         return read_npz(path, counts=counts)
-    return _load_hdf5(path, counts, stream)
+    return _load_hdf5(path, counts, stream, stream_above)
 
 
 def sniff_format(path: Path) -> str:
@@ -82,10 +85,10 @@ def _is_hdf5(path: Path) -> bool:
         return False
 
 
-def _load_hdf5(path: Path, counts: bool | None, stream: bool | None) -> ScanData:
+def _load_hdf5(path: Path, counts: bool | None, stream: bool | None, stream_above: int) -> ScanData:
     names = set(h5_top_level_names(path))
     if {"patterns", "probe_position_x_px"} <= names:
-        return read_ptychodus_training(path, counts=counts, stream=stream)
+        return read_ptychodus_training(path, counts=counts, stream=stream, stream_above=stream_above)
     if {"patterns", "indexes"} <= names:
         product = path.parent / PRODUCT_FILE_NAME
         if not product.exists():
@@ -93,7 +96,7 @@ def _load_hdf5(path: Path, counts: bool | None, stream: bool | None) -> ScanData
                 f"{path}: a ptychodus diffraction file needs its product file, expected at {product}; "
                 "or call read_ptychodus(diffraction_path, product_path)"
             )
-        return read_ptychodus(path, product, counts=counts, stream=stream)
+        return read_ptychodus(path, product, counts=counts, stream=stream, stream_above=stream_above)
     if {"probe", "object", "probe_position_x_m"} <= names:
         diffraction = path.parent / DIFFRACTION_FILE_NAME
         if not diffraction.exists():
@@ -101,7 +104,7 @@ def _load_hdf5(path: Path, counts: bool | None, stream: bool | None) -> ScanData
                 f"{path}: a ptychodus product file holds no diffraction patterns; "
                 f"expected them at {diffraction}"
             )
-        return read_ptychodus(diffraction, path, counts=counts, stream=stream)
+        return read_ptychodus(diffraction, path, counts=counts, stream=stream, stream_above=stream_above)
     raise DataError(
         f"{path}: HDF5 file is neither a ptychodus diffraction, product nor training-data file "
         f"(needs 'patterns' + 'indexes', or 'probe' + 'object' + 'probe_position_x_m'); "

@@ -131,6 +131,7 @@ def read_ptychodus(
     *,
     counts: bool | None = None,
     stream: bool | None = None,
+    stream_above: int = STREAM_ABOVE_BYTES,
 ) -> ScanData:
     """Load ptychodus's assembled diffraction file together with its product file.
 
@@ -138,7 +139,7 @@ def read_ptychodus(
     ``ptychodus.api.reconstruct.prepare_reconstruct_input`` does; patterns without a position are dropped
     with a warning. ``counts=False`` takes ``patterns`` as amplitudes instead of ptychodus's counts.
     ``stream`` True leaves the patterns in the file (a :class:`~.patterns.PatternStack`, read in blocks),
-    False reads them whole; None streams scans above :data:`STREAM_ABOVE_BYTES`.
+    False reads them whole; None streams them when they take more than ``stream_above`` bytes as float32.
     """
     diff = read_h5(Path(diffraction_path), _DIFF_KEYS, skip=("patterns",))
     prod = read_h5(Path(product_path), _PRODUCT_KEYS)
@@ -178,7 +179,7 @@ def read_ptychodus(
         )
     keep, y_paired, x_paired = _pair_by_index(indexes, pos_index, y_m, x_m, dwhere, pwhere)
     positions = metres_to_positions(y_paired, x_paired, frame, n)
-    amplitudes = _open_patterns(stack, None if keep.all() else np.flatnonzero(keep), stream)
+    amplitudes = _open_patterns(stack, None if keep.all() else np.flatnonzero(keep), stream, stream_above)
     pixel_size = (
         frame.pixel_width_m
         if np.isclose(frame.pixel_width_m, frame.pixel_height_m, rtol=1e-9, atol=0.0)
@@ -200,10 +201,11 @@ def read_ptychodus(
 
 
 def read_ptychodus_training(
-    path: Path | str, *, counts: bool | None = None, stream: bool | None = None
+    path: Path | str, *, counts: bool | None = None, stream: bool | None = None,
+    stream_above: int = STREAM_ABOVE_BYTES,
 ) -> ScanData:
     """Load the training-data HDF5 that ``ptychodus.api.io.save_training_data`` writes (pixel positions);
-    ``stream`` as in :func:`read_ptychodus`."""
+    ``stream`` and ``stream_above`` as in :func:`read_ptychodus`."""
     contents = read_h5(Path(path), _TRAINING_KEYS, skip=("patterns",))
     where = str(contents.path)
     if "patterns" not in contents.names:
@@ -232,7 +234,7 @@ def read_ptychodus_training(
     width = contents.datasets.get("object_pixel_width_m")
     return build_scan(
         where,
-        amplitudes=_open_patterns(stack, None, stream),
+        amplitudes=_open_patterns(stack, None, stream, stream_above),
         probe=probe,
         positions=ptychodus_pixels_to_positions(y_px, x_px, n),
         object_truth=None if is_constant(obj) else obj,
@@ -355,14 +357,15 @@ def _counts_for_file(amplitudes: np.ndarray) -> np.ndarray:
     return counts.astype(np.float32)
 
 
-def _open_patterns(stack: PatternStack, rows: np.ndarray | None, stream: bool | None) -> np.ndarray | PatternStack:
+def _open_patterns(stack: PatternStack, rows: np.ndarray | None, stream: bool | None,
+                   stream_above: int) -> np.ndarray | PatternStack:
     """The patterns of the rows that have a position: left in the file (streamed) or read whole, the
     same way either way (block by block through the stack, so both give the same bits)."""
     if rows is not None:
         stack.close()
         stack = PatternStack(stack.path, stack.name, rows=rows, counts=stack.counts, where=stack.where)
     if stream is None:
-        stream = stack.nbytes > STREAM_ABOVE_BYTES
+        stream = stack.nbytes > stream_above
     if stream:
         return stack
     try:

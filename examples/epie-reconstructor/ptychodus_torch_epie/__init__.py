@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ptychodus_torch_plugin import hookimpl
@@ -18,8 +19,9 @@ def run_epie(request: ReconstructRequest) -> Reconstruction:
     obj = start.to(device, torch.complex64).reshape(-1).clone()
     windows = place_windows(scan.positions, size, (height, width), device)
     probes = shifted_probes(torch.from_numpy(scan.probe).to(device), windows.frac)  # (M, modes, N, N)
-    # Measured amplitudes with the zero frequency moved to pixel 0, the layout of a plain fft2.
-    measured = torch.fft.ifftshift(torch.from_numpy(scan.amplitudes).to(device), dim=(-2, -1))
+    # Measured amplitudes with the zero frequency moved to pixel 0, the layout of a plain fft2. np.asarray reads
+    # a large scan that stayed in its HDF5 file (a PatternStack) whole; a memory-bounded plugin reads blocks.
+    measured = torch.fft.ifftshift(torch.from_numpy(np.asarray(scan.amplitudes)).to(device), dim=(-2, -1))
     brightest = probes.abs().square().sum(dim=1).amax()
     order = torch.Generator().manual_seed(0)
     for epoch in range(epochs):
