@@ -42,7 +42,8 @@ MAX_AMPLITUDE = 1e8
 
 #: Bytes of decompressed HDF5 chunks kept per open file, so neighbouring reads do not decompress a chunk
 #: twice (h5py's default is 1 MiB, less than one chunk of 128 x 128 patterns at a useful chunk length).
-CHUNK_CACHE_BYTES = 64 * 1024**2
+#: Counted in the iterative solver's memory plan.
+CHUNK_CACHE_BYTES = 16 * 1024**2
 
 #: Rows read per step when a whole range is read (np.asarray, a block iterator without a size).
 READ_ROWS_BYTES = 64 * 1024**2

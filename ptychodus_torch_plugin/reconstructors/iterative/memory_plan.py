@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...data.patterns import CHUNK_CACHE_BYTES
 from ...errors import ConfigError
 from ...memory import MemoryBudget, format_bytes
 
@@ -32,7 +33,7 @@ INDEX_BYTES_PER_PATTERN = 56
 #: field, corrections, gradients, FFT work space), as measured with the CPU allocator (docs/performance.md).
 WORKING_ARRAYS = 16
 #: Blocks of a streamed scan alive at once: the one in use, one read ahead, one being read (with its raw
-#: file values) and the ifftshift copy made on the reading thread.
+#: file values) and the ifftshift copy made on the reading thread; the file's chunk cache comes on top.
 STREAM_BLOCKS = 5
 #: Largest streamed block: bigger blocks save nothing once a read takes longer than its overhead.
 MAX_BLOCK_BYTES = 256 * 1024**2
@@ -99,9 +100,9 @@ def plan_memory(*, pixels: int, n_patterns: int, patch_size: int, modes: int, ba
         resident, block_size, pattern_bytes = True, 0, share_bytes
         room -= 0 if already_held else share_bytes
     else:
-        block_bytes = min(MAX_BLOCK_BYTES, max(room // 2, 0) // STREAM_BLOCKS)
+        block_bytes = min(MAX_BLOCK_BYTES, max(room // 2 - CHUNK_CACHE_BYTES, 0) // STREAM_BLOCKS)
         block_size = min(n_patterns, max(batch_size, (block_bytes // per_pattern) // batch_size * batch_size))
-        resident, pattern_bytes = False, STREAM_BLOCKS * block_size * per_pattern
+        resident, pattern_bytes = False, STREAM_BLOCKS * block_size * per_pattern + CHUNK_CACHE_BYTES
         room -= pattern_bytes
     cache_bytes = distinct_shifts * modes * patch_size * patch_size * (8 + 4)
     cache = 0 < cache_bytes <= min(MAX_CACHE_BYTES, room)

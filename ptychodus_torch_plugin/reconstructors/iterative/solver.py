@@ -44,7 +44,7 @@ from .feed import ResidentFeed, StreamedFeed, take_rows
 from .memory_plan import MemoryPlan, plan_memory
 
 _DIMS = (-2, -1)
-#: Patterns per step when the patterns are copied to a GPU or the illumination is summed.
+#: Patterns per step when the patterns are copied to a GPU.
 _CHUNK = 1024
 #: Consecutive patterns read together by a streamed feed (at least one HDF5 chunk of the file).
 RUN_LENGTH = 32
@@ -346,7 +346,8 @@ class IterativeSolver:
     def _illumination_of_share(self, out: Tensor | None) -> Tensor:
         """Summed probe intensity of this rank's windows on the object grid (H*W,)."""
         total = torch.zeros_like(self._illumination) if out is None else out.zero_()
-        for index in torch.arange(self.count, device=self.device).split(_CHUNK):
+        # a batch at a time: the working set the memory plan counted (larger chunks raised the peak)
+        for index in torch.arange(self.count, device=self.device).split(self.config.batch_size):
             probes = self._probes(index, self.frac.index_select(0, index))
             total.index_add_(0, self._flat(index).reshape(-1), self._lit(index, probes).reshape(-1))
         return total
