@@ -161,3 +161,16 @@ def test_a_truncated_diffraction_file_is_one_data_error(pair, tmp_path):
     with pytest.raises(DataError, match="diffraction.h5"):
         scan = load_scan(tmp_path, stream=True)
         np.asarray(scan.amplitudes)
+
+
+@pytest.mark.parametrize("compression", ["Bitshuffle", "LZ4", "Blosc", "Zstd"])
+def test_beamline_compressions_open_through_hdf5plugin(tmp_path, compression):
+    """Detector software writes bitshuffle/LZ4 (Eiger, Jungfrau), Blosc or Zstandard; hdf5plugin (extra
+    ``hdf5``) registers the filters and the patterns read as written."""
+    hdf5plugin = pytest.importorskip("hdf5plugin")
+    values = np.random.default_rng(2).poisson(3, (40, 16, 16)).astype(np.uint16)
+    path = tmp_path / f"{compression}.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("patterns", data=values, chunks=(1, 16, 16), **getattr(hdf5plugin, compression)())
+    stack = PatternStack(path)
+    np.testing.assert_array_equal(np.asarray(stack), np.sqrt(values.astype(np.float64)).astype(np.float32))
