@@ -184,3 +184,68 @@ def test_ranks_agree_on_the_step_at_which_to_stop(tmp_path) -> None:
     _torchrun(str(Path(__file__).with_name("ddp_stop_consensus.py")), [], tmp_path)
     lines = [(tmp_path / f"rank_{rank}.txt").read_text() for rank in (0, 1)]
     assert lines == ["rank 0 stops at 4 settled None", "rank 1 stops at 4 settled None"]
+
+
+# -- HDF5 training data: each rank its own share -----------------------------------------------------------
+
+
+def test_each_rank_groups_and_reads_only_its_share_of_an_hdf5_scan(tiny_scans, tmp_path, monkeypatch) -> None:
+    from ptychodus_torch_plugin import inference
+    from ptychodus_torch_plugin.data import load_scan, save_ptychodus
+    from ptychodus_torch_plugin.data.patterns import PatternStack
+    from ptychodus_torch_plugin.distributed import DistributedContext
+    from ptychodus_torch_plugin.training.data import group_scan
+
+    memory = load_scan(tiny_scans[0])
+    save_ptychodus(memory, tmp_path / "diffraction.h5", tmp_path / "product.h5")
+    stored = load_scan(tmp_path, stream=True)
+    monkeypatch.setattr(inference, "streamed_intensity_scale", lambda stack, distributed: 1.0)  # no process group
+    read: list[int] = []
+    original = PatternStack.read
+    monkeypatch.setattr(PatternStack, "read", lambda self, idx, out=None: read.extend(np.asarray(idx).tolist())
+                        or original(self, idx, out))
+    whole = group_scan(memory, 2, seed=3)
+    parts = [group_scan(stored, 2, seed=3, reference_scale=1.0,
+                        distributed=DistributedContext(rank=rank, world_size=2)) for rank in (0, 1)]
+    assert [p.rank_groups for p in parts] == [(18, 18), (18, 18)] and whole.n_groups == 36
+    for rank, part in enumerate(parts):
+        expected = whole.groups[rank * 18:(rank + 1) * 18]
+        members = np.unique(expected.numpy())
+        assert part.amplitudes.shape[0] == members.size < memory.n_patterns
+        # the same groups, re-indexed into the rows this rank read
+        np.testing.assert_array_equal(part.amplitudes[part.groups].numpy(), memory.amplitudes[expected.numpy()])
+    assert sorted(read) == sorted(np.concatenate([np.unique(whole.groups[:18].numpy()),
+                                                  np.unique(whole.groups[18:].numpy())]).tolist())
+
+
+def test_local_shards_take_equal_steps_and_weights_restore_the_global_mean() -> None:
+    from ptychodus_torch_plugin.training.data import local_shard_batches
+
+    counts = (12, 11, 11)
+    shares = [local_shard_batches(counts, 8, seed=1, epoch=2, rank=rank) for rank in range(3)]
+    assert {len(s) for s in shares} == {5}  # ceil(34 / 8) steps on every rank
+    for step in range(5):
+        parts = [shares[rank][step] for rank in range(3)]
+        assert len({p.global_size for p in parts}) == 1
+        assert sum(len(p.indices) for p in parts) == parts[0].global_size
+        values = [torch.rand(len(p.indices), dtype=torch.float64) for p in parts]
+        ddp = sum(p.weight * float(v.mean()) for p, v in zip(parts, values)) / 3
+        assert ddp == pytest.approx(float(torch.cat(values).mean()))
+    for rank, count in enumerate(counts):
+        assert sorted(torch.cat([p.indices for p in shares[rank]]).tolist()) == list(range(count))
+    with pytest.raises(ConfigError, match="raise --batch_size"):
+        local_shard_batches((3, 3), 1, seed=0, epoch=0, rank=0)
+
+
+def test_training_from_hdf5_under_torchrun(tiny_scans, tmp_path) -> None:
+    from ptychodus_torch_plugin.data import load_scan, save_ptychodus
+
+    for name, path in zip(("train", "test"), tiny_scans):
+        save_ptychodus(load_scan(path), tmp_path / name / "diffraction.h5", tmp_path / name / "product.h5")
+    args = ["--train_data_file", str(tmp_path / "train"), "--test_data_file", str(tmp_path / "test"), *TRAIN_ARGS,
+            "--n_images", "36", "--max_epochs", "2", "--output_dir", "h5"]
+    _torchrun("ptychodus_torch_plugin.train", args, tmp_path)
+    rows = _rows(tmp_path / "h5")
+    assert len(rows) == 2 and all(np.isfinite(float(r["train_loss"])) and np.isfinite(float(r["val_loss"]))
+                                  for r in rows)
+    assert len(list((tmp_path / "h5").rglob("model.pt"))) == 1
