@@ -40,6 +40,9 @@ PRODUCT_FILE_NAME = "product.h5"
 #: when a reader is not told otherwise (``stream=None``); smaller scans are read whole, as before.
 STREAM_ABOVE_BYTES = 1024**3
 
+#: Target bytes of one HDF5 chunk of ``patterns``.
+PATTERN_CHUNK_BYTES = 1 << 20
+
 #: Planck constant times the speed of light, in eV·m: wavelength_m = HC_EV_M / photon_energy_eV.
 HC_EV_M = 1.239841984e-6
 
@@ -247,6 +250,13 @@ def read_ptychodus_training(
     )
 
 
+def pattern_chunk_rows(n_patterns: int, patch_size: int, dtype: np.dtype | type) -> int:
+    """Patterns per HDF5 chunk of ``patterns``: about :data:`PATTERN_CHUNK_BYTES`, at least one, at most
+    the scan (a reader decompresses whole chunks)."""
+    row_bytes = patch_size * patch_size * np.dtype(dtype).itemsize
+    return int(min(max(1, PATTERN_CHUNK_BYTES // row_bytes), n_patterns))
+
+
 def save_ptychodus(
     scan: ScanData,
     diffraction_path: Path | str,
@@ -275,7 +285,10 @@ def save_ptychodus(
     indexes = np.arange(scan.n_patterns, dtype=np.int64)
     with h5py.File(diffraction_path, "w") as h5:
         h5.create_dataset("indexes", data=indexes, compression="lzf")
-        patterns = h5.create_dataset("patterns", data=_counts_for_file(scan.amplitudes), compression="lzf")
+        counts = _counts_for_file(scan.amplitudes)
+        # chunked along the pattern axis (whole patterns), so a reader of some patterns decompresses only those
+        patterns = h5.create_dataset("patterns", data=counts, compression="lzf",
+                                     chunks=(pattern_chunk_rows(*counts.shape[:2], counts.dtype), n, n))
         patterns.attrs["detector_pixel_width_m"] = detector_pixel
         patterns.attrs["detector_pixel_height_m"] = detector_pixel
         bad = scan.bad_pixels if scan.bad_pixels is not None else np.zeros((n, n), dtype=bool)

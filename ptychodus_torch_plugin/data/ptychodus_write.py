@@ -28,10 +28,7 @@ import numpy as np
 from ..errors import DataError
 from .checks import amplitude_to_counts
 from .geometry import ObjectFrame, positions_to_metres
-from .ptychodus_h5 import HC_EV_M, PtychodusGeometry
-
-#: Target bytes of one HDF5 chunk of ``patterns`` (a reader decompresses whole chunks).
-PATTERN_CHUNK_BYTES = 1 << 20
+from .ptychodus_h5 import PATTERN_CHUNK_BYTES, HC_EV_M, PtychodusGeometry, pattern_chunk_rows  # noqa: F401 (re-exported)
 
 #: Tolerance of "whole counts" for float32 amplitudes, as ``save_ptychodus`` uses: float32 carries ~6e-8
 #: relative error, i.e. ~1.2e-7 * counts after squaring.
@@ -51,12 +48,6 @@ def counts_dtype(largest_count: float | None) -> np.dtype:
     if largest_count < 2**32:
         return np.dtype(np.uint32)
     return np.dtype(np.float32)
-
-
-def pattern_chunk_rows(n_patterns: int, patch_size: int, dtype: np.dtype | type) -> int:
-    """Patterns per HDF5 chunk: about :data:`PATTERN_CHUNK_BYTES`, at least one, at most the scan."""
-    row_bytes = patch_size * patch_size * np.dtype(dtype).itemsize
-    return int(min(max(1, PATTERN_CHUNK_BYTES // row_bytes), n_patterns))
 
 
 class PtychodusWriter:

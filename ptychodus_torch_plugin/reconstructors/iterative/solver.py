@@ -46,8 +46,12 @@ from .memory_plan import MemoryPlan, plan_memory
 _DIMS = (-2, -1)
 #: Patterns per step when the patterns are copied to a GPU.
 _CHUNK = 1024
-#: Consecutive patterns read together by a streamed feed (at least one HDF5 chunk of the file).
+#: Consecutive patterns read together by a streamed feed (at least one HDF5 chunk of the file), fewer when
+#: a block would otherwise hold fewer than RUNS_PER_BLOCK runs: the more places a block draws from, the
+#: nearer its batches come to the resident feed's (docs/findings.md SCALE-001: 8 runs per block lost 0.026
+#: phase SSIM at 60 epochs, 31 runs 0.009).
 RUN_LENGTH = 32
+RUNS_PER_BLOCK = 32
 
 
 class IterativeSolver:
@@ -123,7 +127,7 @@ class IterativeSolver:
             def read(local: np.ndarray) -> np.ndarray:
                 return np.asarray(amplitudes[self.share[local]], dtype=np.float32)
 
-            run = max(getattr(amplitudes, "chunk_rows", 1), RUN_LENGTH)
+            run = max(getattr(amplitudes, "chunk_rows", 1), min(RUN_LENGTH, plan.block_size // RUNS_PER_BLOCK))
             return StreamedFeed(read, self.count, plan.block_size, self.config.batch_size, self.device, run)
         if self.device.type == "cpu":
             return ResidentFeed(torch.from_numpy(np.asarray(take_rows(amplitudes, self.share))),
