@@ -13,6 +13,8 @@
 #   3. the CUDA-only tests: no host sync in the training step, CUDA graphs and bf16 vs fp32  (<= 90 s)
 #   4. the iterative reconstructor against pty-chi LSQML/ePIE on the GPU, images case        (<= 240 s)
 #      (skipped with a message when pty-chi is not importable there)
+#   5. one scan across GPUs: a 40,000-pattern N = 64 scan in HDF5, iterative on 1 GPU and on every
+#      GPU of the machine under torchrun (patterns/s, peak memory); skipped on a one-GPU machine (<= 200 s)
 # Then copy $OUT/throughput_cuda*.json to benchmarks/results/ and the tables into docs/performance.md.
 
 set -u
@@ -27,6 +29,7 @@ STAGE1_S="${STAGE1_S:-240}"
 STAGE2_S="${STAGE2_S:-150}"
 STAGE3_S="${STAGE3_S:-90}"
 STAGE4_S="${STAGE4_S:-240}"
+STAGE5_S="${STAGE5_S:-200}"
 started=$(date +%s)
 
 log() { echo "[$(( $(date +%s) - started ))s] $*" | tee -a "$OUT/session.log"; }
@@ -78,6 +81,17 @@ log "stage 4: iterative vs pty-chi on the GPU (limit ${STAGE4_S}s)"
 timeout -k 15 "$STAGE4_S" "$PYTHON" benchmarks/compare_ptychi.py --device cuda --cases images --skip-pinn \
     --epochs 100 --json "$OUT/compare_ptychi_cuda.json" 2>&1 | tee "$OUT/compare_ptychi_cuda.log"
 log "stage 4 exit status ${PIPESTATUS[0]} (124 = time limit)"
+
+GPUS=$(nvidia-smi -L 2>/dev/null | grep -c "^GPU" || true)
+if [ "${GPUS:-0}" -ge 2 ]; then
+    log "stage 5: one scan across $GPUS GPUs (limit ${STAGE5_S}s)"
+    timeout -k 15 "$STAGE5_S" "$PYTHON" benchmarks/large_scan.py --accelerator cuda --sizes 40000 --patch-size 64 \
+        --ranks "1,$GPUS" --epochs 5 --threads "$(nproc)" --memory-budget 16GiB --data-dir "$OUT/large_scans" \
+        --json "$OUT/large_scan_cuda.json" 2>&1 | tee "$OUT/large_scan_cuda.log"
+    log "stage 5 exit status ${PIPESTATUS[0]} (124 = time limit)"
+else
+    log "stage 5 skipped: ${GPUS:-0} GPU(s) on this machine (one scan across GPUs needs 2 or more)"
+fi
 
 nvidia-smi --query-gpu=temperature.gpu,clocks.sm,power.draw --format=csv 2>&1 | tee -a "$OUT/machine.txt" || true
 log "done; results in $OUT"

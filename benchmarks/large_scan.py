@@ -82,10 +82,10 @@ def warm(folder: Path) -> float:
 
 
 def reconstruct(folder: Path, out: Path, ranks: int, epochs: int, budget: str | None, threads: int,
-                tree: Path) -> dict[str, float]:
+                tree: Path, accelerator: str = "cpu") -> dict[str, float]:
     """One reconstruction run; figures from the wrapper, reconstruction.json and the NPZ history."""
     flags = ["--reconstructor", "iterative", "--data_file", str(folder), "--output_dir", str(out),
-             "--epochs", str(epochs), "--accelerator", "cpu", "--quiet"]
+             "--epochs", str(epochs), "--accelerator", accelerator, "--quiet"]
     if budget is not None:
         flags += ["--memory_budget", budget]
     if ranks == 1:
@@ -119,6 +119,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2, help="threads in all (shared by the ranks)")
     parser.add_argument("--memory-budget", default="2GiB")
+    parser.add_argument("--accelerator", default="cpu", help="cpu, or cuda (one GPU per rank)")
     parser.add_argument("--resident-too", action="store_true",
                         help="also run each size in one process with the automatic budget")
     parser.add_argument("--baseline-tree", type=Path, default=None,
@@ -129,7 +130,7 @@ def main() -> None:
     args = parser.parse_args()
 
     results: dict[str, object] = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "runs": [],
-                                  "simulations": {}}
+                                  "simulations": {}, "accelerator": args.accelerator, "command": sys.argv}
 
     def save() -> None:
         if args.json is not None:
@@ -152,7 +153,7 @@ def main() -> None:
         amplitude_gib = size * args.patch_size**2 * 4 / 1024**3
         print(f"\n{size} patterns ({amplitude_gib:.2f} GiB of float32 amplitudes), file read in "
               f"{warm(folder):.1f} s", flush=True)
-        plans = [(ranks, args.memory_budget, ROOT, "streamed") for ranks in (int(r) for r in args.ranks.split(","))]
+        plans = [(ranks, args.memory_budget, ROOT, "budget") for ranks in (int(r) for r in args.ranks.split(","))]
         if args.resident_too:
             plans.append((1, None, ROOT, "auto"))
         if args.baseline_tree is not None and str(size) in args.baseline_sizes.split(","):
@@ -160,7 +161,7 @@ def main() -> None:
         for ranks, budget, tree, label in plans:
             out = args.data_dir / "runs" / f"{size}_{label}_{ranks}"
             row = reconstruct(folder, out, ranks, args.epochs, None if label == "baseline" else budget, args.threads,
-                              tree)
+                              tree, args.accelerator)
             row.update(size=size, label=label, amplitude_gib=round(amplitude_gib, 2))
             results["runs"].append(row)  # type: ignore[attr-defined]
             save()

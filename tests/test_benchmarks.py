@@ -246,7 +246,7 @@ def test_large_scan_benchmark_runs_end_to_end(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     rows = json.loads(out.read_text())["runs"]
-    assert [(r["label"], r["ranks"]) for r in rows] == [("streamed", 1), ("streamed", 2), ("auto", 1)]
+    assert [(r["label"], r["ranks"]) for r in rows] == [("budget", 1), ("budget", 2), ("auto", 1)]
     for row in rows:
         assert row["epochs"] == 2 and all(_positive(v) for v in row["patterns_per_s"] + row["s_per_epoch"])
         assert row["solver_peak_rss_mib"] > 50 and row["process_peak_rss_mib"] >= row["solver_peak_rss_mib"] - 1
