@@ -3,12 +3,11 @@
 Why not :func:`.ptychodus_h5.save_ptychodus`: it needs the whole stack in memory (and a float64 copy of it
 to decide the dtype), which a 200,000-pattern scan does not fit. :class:`PtychodusWriter` writes the same
 datasets and attributes, takes the patterns block by block, and keeps only per-pattern totals (for the
-product's ``probe_photon_count``). Two differences, both invisible to a reader:
-
-- ``patterns`` is chunked along the pattern axis, (c, N, N) with about :data:`PATTERN_CHUNK_BYTES` per chunk
-  (lzf, as before), so a reader of contiguous rows decompresses only what it reads;
-- its dtype is chosen before the first pattern is written, from a bound on the counts the caller knows
-  (:func:`counts_dtype`); a count that would not fit raises instead of wrapping.
+product's ``probe_photon_count``). ``patterns`` is chunked along the pattern axis by the same rule
+(:func:`.ptychodus_h5.pattern_chunk_rows`, about :data:`PATTERN_CHUNK_BYTES` per chunk, lzf). One difference:
+its dtype is chosen before the first pattern is written, from a bound on the counts the caller knows
+(:func:`counts_dtype`), so Poisson data whose largest count is just under 2^16 may be stored as uint32
+where ``save_ptychodus`` would pick uint16 (same values); a count that would not fit raises, never wraps.
 
 Both files are written under temporary names in their own folder and renamed into place only when
 complete, so an error, Ctrl-C or a killed process never leaves a half-written file under the final name.
@@ -28,7 +27,12 @@ import numpy as np
 from ..errors import DataError
 from .checks import amplitude_to_counts
 from .geometry import ObjectFrame, positions_to_metres
-from .ptychodus_h5 import PATTERN_CHUNK_BYTES, HC_EV_M, PtychodusGeometry, pattern_chunk_rows  # noqa: F401 (re-exported)
+from .ptychodus_h5 import (  # noqa: F401 (PATTERN_CHUNK_BYTES re-exported: one chunk rule for both writers)
+    HC_EV_M,
+    PATTERN_CHUNK_BYTES,
+    PtychodusGeometry,
+    pattern_chunk_rows,
+)
 
 #: Tolerance of "whole counts" for float32 amplitudes, as ``save_ptychodus`` uses: float32 carries ~6e-8
 #: relative error, i.e. ~1.2e-7 * counts after squaring.

@@ -39,7 +39,7 @@ def _contents(path: Path) -> dict[str, Any]:
         out["/"] = {key: value for key, value in h5.attrs.items()}
         for key, dset in h5.items():
             out[key] = {"dtype": dset.dtype, "shape": dset.shape, "compression": dset.compression,
-                        "chunked": dset.chunks is not None, "attrs": dict(dset.attrs), "values": dset[()]}
+                        "chunks": dset.chunks, "attrs": dict(dset.attrs), "values": dset[()]}
     return out
 
 
@@ -52,7 +52,7 @@ def _assert_same_contents(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
             for name, value in want.items():
                 assert np.array_equal(have[name], value), name
             continue
-        for field in ("dtype", "shape", "compression", "chunked"):
+        for field in ("dtype", "shape", "compression", "chunks"):
             assert have[field] == want[field], (key, field)
         assert have["attrs"].keys() == want["attrs"].keys(), key
         for name, value in want["attrs"].items():
