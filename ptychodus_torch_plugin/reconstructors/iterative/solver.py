@@ -79,6 +79,9 @@ class IterativeSolver:
         if not np.all(np.isfinite(start)):
             raise ConfigError("the starting object contains NaN or infinite values")
         if distributed.enabled:
+            if scan.n_patterns < distributed.world_size:
+                raise ConfigError(f"{scan.n_patterns} patterns cannot be shared by {distributed.world_size} processes; "
+                                  "use fewer processes")
             self.shares: list[np.ndarray] | None = sharing.spatial_shares(scan.positions, distributed.world_size)
             self.share = self.shares[distributed.rank]
         else:
