@@ -56,16 +56,24 @@ def format_bytes(count: float) -> str:
     return f"{int(count)} B"
 
 
-def available_ram() -> int | None:
-    """Free RAM the kernel could give this process now (``MemAvailable``: free pages plus reclaimable cache),
-    or None where the platform cannot tell."""
+def _proc_kib(path: str, key: str) -> int | None:
+    """The ``key:`` line of a /proc file (in kB) as bytes, or None where there is no such file or line."""
     try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
+        with open(path, encoding="ascii") as handle:
             for line in handle:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * KIB
     except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+def available_ram() -> int | None:
+    """Free RAM the kernel could give this process now (``MemAvailable``: free pages plus reclaimable cache),
+    or None where the platform cannot tell."""
+    available = _proc_kib("/proc/meminfo", "MemAvailable")
+    if available is not None:
+        return available
     try:
         return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
@@ -79,13 +87,9 @@ def peak_rss_bytes() -> int:
     over the parent's resident set at the fork that started this process, so a child of a large process
     (a test runner, a notebook) would report the parent's size (measured: 720 MiB reported for a run that
     peaked at 340 MiB). ``ru_maxrss`` where there is no ``/proc`` (KiB on Linux, bytes on macOS)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * KIB
-    except (OSError, ValueError, IndexError):
-        pass
+    high_water = _proc_kib("/proc/self/status", "VmHWM")
+    if high_water is not None:
+        return high_water
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * KIB)
 

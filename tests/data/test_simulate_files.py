@@ -200,7 +200,7 @@ def test_npz_larger_than_memory_allows_is_refused_with_the_hdf5_way_out() -> Non
 
 
 def test_cli_refuses_the_npz_before_simulating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(simulate_module, "available_memory", lambda: 1024**2)
+    monkeypatch.setattr(simulate_module, "available_ram", lambda: 1024**2)
     monkeypatch.setattr(simulate_module, "Simulation", None)  # simulating would fail differently
     parser = cli.argparse.ArgumentParser()
     cli.add_arguments(parser)

@@ -16,7 +16,6 @@ number of patterns, and the data are bit for bit those of the whole-array comput
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import ConfigError
+from ...memory import available_ram
 from ..npz import save_npz
 from ..ptychodus_h5 import DIFFRACTION_FILE_NAME, PRODUCT_FILE_NAME
 from ..ptychodus_write import PtychodusWriter, counts_dtype, pattern_chunk_rows
@@ -250,7 +250,7 @@ def _write_from_memory(simulation: Simulation, folder: Path, amplitudes: np.ndar
 def check_npz_fits(config: SimulationConfig, available: int | None = None) -> None:
     """Refuse, before simulating, an NPZ whose stack (and the copy made while writing it) would take more
     than :data:`NPZ_MEMORY_SHARE` of the available memory."""
-    available = available_memory() if available is None else available
+    available = available_ram() if available is None else available
     stack = config.n_positions * config.patch_size**2 * 4
     if available is None or 2 * stack <= NPZ_MEMORY_SHARE * available:
         return
@@ -260,21 +260,6 @@ def check_npz_fits(config: SimulationConfig, available: int | None = None) -> No
         "available; write ptychodus's HDF5 pair instead with --ptychodus-dir (it is written in parts, an NPZ "
         "cannot be) and leave out --output"
     )
-
-
-def available_memory() -> int | None:
-    """Memory the kernel could give this process now (``MemAvailable``, page cache included), or None."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _gib(count: float) -> str:
