@@ -36,3 +36,20 @@ def test_gpu_and_cpu_give_the_same_object() -> None:
     cpu = IterativeSolver(scan, config, torch.device("cpu")).run()
     gpu = IterativeSolver(scan, config, CUDA).run()
     np.testing.assert_allclose(gpu.object, cpu.object, atol=2e-3)
+
+
+def test_patterns_streamed_from_the_host_give_the_resident_object() -> None:
+    """Patterns that stay in host memory and come to the GPU block by block through pinned memory: with one
+    block the batches are the resident feed's, so the object is the same."""
+    from ptychodus_torch_plugin.memory import MemoryBudget
+    from ptychodus_torch_plugin.reconstructors.iterative.feed import StreamedFeed
+    from ptychodus_torch_plugin.reconstructors.iterative.memory_plan import MemoryPlan
+
+    scan = simulate(SimulationConfig(patch_size=32, n_positions=100, scan_kind="spiral", nphotons=1e5, seed=2))
+    config = IterativeConfig(epochs=5)
+    plan = MemoryPlan(resident=False, block_size=128, cache_probes=True, object_bytes=0, working_bytes=0,
+                      pattern_bytes=0, cache_bytes=0, budget=MemoryBudget(1 << 30))
+    streamed = IterativeSolver(scan, config, CUDA, plan=plan)
+    assert isinstance(streamed.feed, StreamedFeed)
+    resident = IterativeSolver(scan, config, CUDA).run()
+    np.testing.assert_allclose(streamed.run().object, resident.object, atol=1e-5)
