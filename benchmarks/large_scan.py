@@ -39,11 +39,12 @@ print(json.dumps({"code": code, "wall_s": time.perf_counter() - started,
 """
 
 
-def measured(command: list[str], env: dict[str, str], log: Path) -> dict[str, float]:
-    """Run ``command`` through the wrapper; its own stderr goes to ``log``."""
+def measured(command: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT) -> dict[str, float]:
+    """Run ``command`` through the wrapper in ``cwd`` (``python -m`` imports the package found there first);
+    its own stderr goes to ``log``."""
     with open(log, "w") as handle:
         result = subprocess.run([sys.executable, "-c", _WRAPPER, *command], env=env, stdout=handle,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, cwd=cwd)
     handle_text = result.stderr.strip().splitlines()
     record = json.loads(handle_text[-1])
     if handle_text[:-1]:
@@ -94,7 +95,7 @@ def reconstruct(folder: Path, out: Path, ranks: int, epochs: int, budget: str | 
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}",
                    "-m", "ptychodus_torch_plugin.reconstruct", *flags]
     out.mkdir(parents=True, exist_ok=True)
-    run = measured(command, environment(max(threads // ranks, 1), tree), out / "run.log")
+    run = measured(command, environment(max(threads // ranks, 1), tree), out / "run.log", cwd=tree)
     history = json.loads(str(np.load(out / "reconstruction.npz")["history_json"]))
     summary_path = out / "reconstruction.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
