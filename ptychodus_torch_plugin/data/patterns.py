@@ -142,27 +142,39 @@ class PatternStack:
 
     # -- reading -----------------------------------------------------------------------------------------
 
-    def read(self, indices: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def read(self, indices: np.ndarray, out: np.ndarray | None = None, *, fft_layout: bool = False) -> np.ndarray:
         """Amplitudes (k, N, N) float32 of patterns ``indices`` (any order, repeats allowed), validated.
 
-        Rows are read in file order, in as few contiguous reads as the gaps between them allow."""
+        Rows are read in file order, in as few contiguous reads as the gaps between them allow, and at most
+        :data:`READ_ROWS_BYTES` of them at a time, each step converted straight into ``out`` (so reading a
+        whole share never holds a second copy of it in the file's dtype). ``fft_layout`` returns each
+        pattern ``ifftshift``-ed (zero frequency at pixel 0, the layout of a plain ``fft2``), done in the
+        same pass as the conversion."""
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         count = len(self)
         if indices.size and (indices.min() < -count or indices.max() >= count):
             raise IndexError(f"pattern index out of range for {count} patterns")
         indices = np.where(indices < 0, indices + count, indices)
+        _, height, width = self.file_shape
+        if out is None:
+            out = np.empty((indices.size, height, width), dtype=np.float32)
+        step = max(1, READ_ROWS_BYTES // (height * width * 4))
+        for start in range(0, indices.size, step):
+            part = indices[start : start + step]
+            self._read_part(part, out[start : start + part.size], fft_layout)
+        return out
+
+    def _read_part(self, indices: np.ndarray, out: np.ndarray, fft_layout: bool) -> None:
         file_rows = indices if self.rows is None else self.rows[indices]
         unique, inverse = np.unique(file_rows, return_inverse=True)
         raw = self._read_rows(unique)
-        amplitudes = self._amplitudes(raw, unique)
+        where = f"{self.where} (patterns {int(unique[0])}..{int(unique[-1])} of '{self.name}')"
         if unique.size == indices.size and np.array_equal(unique, file_rows):
-            result = amplitudes
+            convert_patterns(raw, out, self.counts, where, fft_layout)
         else:
-            result = amplitudes[inverse]
-        if out is not None:
-            out[...] = result
-            return out
-        return result
+            distinct = np.empty(raw.shape, dtype=np.float32)
+            convert_patterns(raw, distinct, self.counts, where, fft_layout)
+            np.take(distinct, inverse, axis=0, out=out)
 
     def blocks(self, block_rows: int, indices: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(indices, amplitudes) of consecutive blocks of at most ``block_rows`` patterns of ``indices``
@@ -220,14 +232,18 @@ class PatternStack:
                     raise DataError(_read_failure(self.where, self.name, low, high, dataset, exc)) from exc
         return out
 
-    def _amplitudes(self, raw: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        span = f"patterns {int(rows[0])}..{int(rows[-1])} of '{self.name}'" if rows.size else self.name
-        return patterns_to_amplitudes(raw, self.counts, f"{self.where} ({span})")
-
 
 def patterns_to_amplitudes(raw: np.ndarray, counts: bool, where: str) -> np.ndarray:
-    """float32 amplitudes of stored patterns: sqrt(counts), or the values themselves when ``counts`` is
-    False; NaN, Inf, negative and absurd values end in a DataError naming ``where``.
+    """float32 amplitudes of stored patterns (see :func:`convert_patterns`), in a new array."""
+    out = np.empty(raw.shape, dtype=np.float32)
+    convert_patterns(raw, out, counts, where)
+    return out
+
+
+def convert_patterns(raw: np.ndarray, out: np.ndarray, counts: bool, where: str, fft_layout: bool = False) -> None:
+    """Write float32 amplitudes of stored patterns ``raw`` (k, N, N) into ``out``: sqrt(counts), or the
+    values themselves when ``counts`` is False; NaN, Inf, negative and absurd values end in a DataError
+    naming ``where``. ``fft_layout`` moves each pattern's centre (N//2, N//2) to pixel 0 in the same copy.
 
     Whole counts below 2^24 are exact in float32, and a float32 square root of them equals the float64 one
     rounded to float32 (a correctly rounded square root survives that double rounding), so unsigned counts
@@ -235,7 +251,6 @@ def patterns_to_amplitudes(raw: np.ndarray, counts: bool, where: str) -> np.ndar
     kind = raw.dtype.kind
     if kind not in "uif" or raw.dtype == bool:
         raise DataError(f"{where}: patterns must be numeric; got dtype {raw.dtype}")
-    small_unsigned = kind == "u" and raw.dtype.itemsize <= 2
     if kind == "f":
         values = raw.astype(np.float64, copy=False) if raw.dtype.itemsize > 4 else raw
         bad = ~np.isfinite(values)
@@ -244,16 +259,25 @@ def patterns_to_amplitudes(raw: np.ndarray, counts: bool, where: str) -> np.ndar
     if kind in "if" and raw.size and raw.min() < 0:
         what = "counts, which must be >= 0" if counts else "amplitudes, which must be >= 0"
         raise DataError(f"{where}: 'patterns' holds {what}; found {int(np.sum(raw < 0))} negative")
-    if small_unsigned:
-        amplitudes = raw.astype(np.float32)
-        if counts:
-            np.sqrt(amplitudes, out=amplitudes)
-    elif counts:
-        amplitudes = np.sqrt(raw.astype(np.float64)).astype(np.float32)
+    fast = not counts or (kind == "u" and raw.dtype.itemsize <= 2)
+    source = raw if fast else np.sqrt(raw.astype(np.float64))
+    if fft_layout:
+        _ifftshift_into(source, out)
     else:
-        amplitudes = raw.astype(np.float32)
-    check_largest_amplitude(float(amplitudes.max()) if amplitudes.size else 0.0, where)
-    return amplitudes
+        np.copyto(out, source, casting="unsafe")
+    if fast and counts:
+        np.sqrt(out, out=out)
+    check_largest_amplitude(float(out.max()) if out.size else 0.0, where)
+
+
+def _ifftshift_into(source: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = ifftshift(source)`` over the last two axes, cast to ``out``'s dtype, as four block copies
+    (numpy's ifftshift makes two whole copies, one per axis)."""
+    rows, cols = source.shape[-2:]
+    r, c = rows // 2, cols // 2  # the centre pixel goes to 0
+    for (out_r, src_r) in ((slice(0, rows - r), slice(r, rows)), (slice(rows - r, rows), slice(0, r))):
+        for (out_c, src_c) in ((slice(0, cols - c), slice(c, cols)), (slice(cols - c, cols), slice(0, c))):
+            np.copyto(out[..., out_r, out_c], source[..., src_r, src_c], casting="unsafe")
 
 
 def check_largest_amplitude(largest: float, where: str = "") -> None:

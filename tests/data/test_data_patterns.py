@@ -174,3 +174,27 @@ def test_beamline_compressions_open_through_hdf5plugin(tmp_path, compression):
         h5.create_dataset("patterns", data=values, chunks=(1, 16, 16), **getattr(hdf5plugin, compression)())
     stack = PatternStack(path)
     np.testing.assert_array_equal(np.asarray(stack), np.sqrt(values.astype(np.float64)).astype(np.float32))
+
+
+@pytest.mark.parametrize("side, dtype", [(16, np.uint16), (15, np.uint32), (8, np.float32)])
+def test_fft_layout_is_numpys_ifftshift_done_while_converting(tmp_path, side, dtype):
+    """The streamed solver asks for patterns with the zero frequency at pixel 0; the four-block copy must be
+    numpy's ifftshift (odd sides included, where the centre is pixel N//2)."""
+    values = np.random.default_rng(5).poisson(7, (30, side, side)).astype(dtype)
+    stack = PatternStack(_stack_file(tmp_path / "shift.h5", values))
+    index = np.array([3, 29, 0, 3])
+    np.testing.assert_array_equal(stack.read(index, fft_layout=True),
+                                  np.fft.ifftshift(stack.read(index), axes=(-2, -1)))
+
+
+def test_large_reads_go_in_steps_into_one_array(pair, monkeypatch):
+    """A read larger than READ_ROWS_BYTES is done in steps written into one output (no whole copy in the
+    file's dtype), with the same values."""
+    stack = load_scan(pair, stream=True).amplitudes
+    whole = stack[:]
+    monkeypatch.setattr(patterns_module, "READ_ROWS_BYTES", 7 * 16 * 16 * 4)
+    calls = []
+    original = PatternStack._read_rows
+    monkeypatch.setattr(PatternStack, "_read_rows", lambda self, rows: calls.append(rows.size) or original(self, rows))
+    np.testing.assert_array_equal(stack[:], whole)
+    assert max(calls) == 7 and sum(calls) == 300

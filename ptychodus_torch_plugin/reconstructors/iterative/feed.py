@@ -60,11 +60,11 @@ class ResidentFeed:
 
 
 class StreamedFeed:
-    """Blocks of ``block_size`` consecutive patterns of the share, read ahead by a background thread.
+    """Blocks of ``block_size`` patterns of the share, read ahead by a background thread.
 
-    ``read(local_indices)`` returns the float32 amplitudes of those patterns of the share (numpy, any
-    source: a PatternStack or a host array); the block is ``ifftshift``-ed on the reading thread and moved
-    to the device through pinned memory when the device is a GPU.
+    ``read(local_indices)`` returns the float32 amplitudes of those patterns of the share in fft2 layout
+    (numpy, any source: a PatternStack or a host array); the block is moved to the device through pinned
+    memory when the device is a GPU.
     """
 
     def __init__(self, read: Callable[[np.ndarray], np.ndarray], count: int, block_size: int, batch_size: int,
@@ -94,7 +94,7 @@ class StreamedFeed:
         return blocks
 
     def _load(self, indices: np.ndarray) -> tuple[Tensor, Tensor]:
-        values = torch.from_numpy(np.fft.ifftshift(self.read(indices), axes=_DIMS))
+        values = torch.from_numpy(self.read(indices))
         if self.device.type == "cuda":
             values = values.pin_memory().to(self.device, non_blocking=True)
         return torch.from_numpy(indices).to(self.device), values

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ...data.patterns import PatternStack
 from ...data.scan import ScanData
 from ...distributed import SINGLE_PROCESS, DistributedContext
 from ...errors import ConfigError
@@ -128,7 +129,10 @@ class IterativeSolver:
         amplitudes = self.scan.amplitudes
         if not plan.resident:
             def read(local: np.ndarray) -> np.ndarray:
-                return np.asarray(amplitudes[self.share[local]], dtype=np.float32)
+                """Patterns of the share, in fft2 layout: shifted while the file's values are converted."""
+                if isinstance(amplitudes, PatternStack):
+                    return amplitudes.read(self.share[local], fft_layout=True)
+                return np.fft.ifftshift(amplitudes[self.share[local]], axes=_DIMS)
 
             run = max(getattr(amplitudes, "chunk_rows", 1), min(RUN_LENGTH, plan.block_size // RUNS_PER_BLOCK))
             return StreamedFeed(read, self.count, plan.block_size, self.config.batch_size, self.device, run)
