@@ -5,6 +5,8 @@ used by training's final reconstruction and by the ``reconstruct`` command alike
 from __future__ import annotations
 
 import json
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,6 @@ from .atomic import atomic_write
 from .data.scan import ScanData
 from .evaluation import evaluate, region_mask
 from .reconstructors.base import Reconstruction
-
 
 #: Largest side of the region scored against the truth. Scoring works in float64 on the whole region (many
 #: arrays of it at once: registration, SSIM filters); a larger measured region is scored on its central
@@ -53,26 +54,32 @@ def _central_window(mask: np.ndarray, side: int) -> tuple[slice, slice]:
 
 def save_reconstruction(path: Path, recon: Reconstruction, scan: ScanData, quality: dict[str, float] | None) -> Path:
     """NPZ with the complex object, its amplitude and phase, the weight map and the pixel geometry; also
-    ``probe``, ``refined_positions`` and ``history_json`` when the reconstructor produced them."""
-    arrays: dict[str, Any] = {
-        "object": recon.object.astype(np.complex64),
-        "amplitude": np.abs(recon.object).astype(np.float32),
-        "phase": np.angle(recon.object).astype(np.float32),
-        "weights": recon.weights.astype(np.float32),
-        "positions": np.asarray(scan.positions, dtype=np.float64),
-        "pixel_size_m": np.float64(scan.pixel_size_m if scan.pixel_size_m is not None else np.nan),
+    ``probe``, ``refined_positions`` and ``history_json`` when the reconstructor produced them.
+
+    Each array is made just before it is written and dropped after, so writing a large object holds one
+    derived array at a time (amplitude, phase...), not all of them (20 bytes per object pixel)."""
+    arrays: dict[str, Callable[[], np.ndarray]] = {
+        "object": lambda: np.asarray(recon.object, dtype=np.complex64),
+        "amplitude": lambda: np.abs(np.asarray(recon.object, dtype=np.complex64)),
+        "phase": lambda: np.angle(np.asarray(recon.object, dtype=np.complex64)),
+        "weights": lambda: np.asarray(recon.weights, dtype=np.float32),
+        "positions": lambda: np.asarray(scan.positions, dtype=np.float64),
+        "pixel_size_m": lambda: np.float64(scan.pixel_size_m if scan.pixel_size_m is not None else np.nan),
     }
     if recon.probe is not None:
-        arrays["probe"] = np.asarray(recon.probe, dtype=np.complex64)
+        arrays["probe"] = lambda: np.asarray(recon.probe, dtype=np.complex64)
     if recon.positions is not None:
-        arrays["refined_positions"] = np.asarray(recon.positions, dtype=np.float64)
+        arrays["refined_positions"] = lambda: np.asarray(recon.positions, dtype=np.float64)
     if recon.history:
-        arrays["history_json"] = np.array(json.dumps([dict(record) for record in recon.history]))
+        arrays["history_json"] = lambda: np.array(json.dumps([dict(record) for record in recon.history]))
     if quality:
-        arrays["quality_json"] = np.array(json.dumps(quality))
+        arrays["quality_json"] = lambda: np.array(json.dumps(quality))
 
     def write(handle: Any) -> None:
-        np.savez_compressed(handle, **arrays)
+        with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+            for name, make in arrays.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(make()), allow_pickle=False)
 
     return atomic_write(path, write)
 

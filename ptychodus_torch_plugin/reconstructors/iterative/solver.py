@@ -53,6 +53,9 @@ _CHUNK = 1024
 #: phase SSIM at 60 epochs, 31 runs 0.009).
 RUN_LENGTH = 32
 RUNS_PER_BLOCK = 32
+#: Times per epoch the ranks combine the rows their shares share (the last at the epoch's end); more often
+#: carries each band's changes across the boundary sooner, at two small collectives a time (SCALE-002).
+HALO_SYNCS_PER_EPOCH = 1
 
 
 class IterativeSolver:
@@ -73,12 +76,12 @@ class IterativeSolver:
         self.distributed = distributed
         self.size = scan.patch_size
         self.shape = (int(scan.object_shape[0]), int(scan.object_shape[1]))
-        start = np.ones(self.shape, np.complex64) if initial_object is None else initial_object
-        if tuple(start.shape) != self.shape:
-            raise ConfigError(f"the starting object is {start.shape[0]} x {start.shape[1]} pixels but this scan's "
-                              f"object is {self.shape[0]} x {self.shape[1]}")
-        if not np.all(np.isfinite(start)):
-            raise ConfigError("the starting object contains NaN or infinite values")
+        if initial_object is not None:
+            if tuple(initial_object.shape) != self.shape:
+                raise ConfigError(f"the starting object is {initial_object.shape[0]} x {initial_object.shape[1]} "
+                                  f"pixels but this scan's object is {self.shape[0]} x {self.shape[1]}")
+            if not np.all(np.isfinite(initial_object)):
+                raise ConfigError("the starting object contains NaN or infinite values")
         if distributed.enabled:
             if scan.n_patterns < distributed.world_size:
                 raise ConfigError(f"{scan.n_patterns} patterns cannot be shared by {distributed.world_size} processes; "
@@ -88,7 +91,11 @@ class IterativeSolver:
         else:
             self.shares, self.share = None, np.arange(scan.n_patterns)
         self.count = int(self.share.size)
-        self.object = torch.as_tensor(np.asarray(start, np.complex64), device=device).reshape(-1).clone()
+        pixels = self.shape[0] * self.shape[1]
+        if initial_object is None:  # made in place: a host array of ones first would double the object at start
+            self.object = torch.ones(pixels, dtype=torch.complex64, device=device)
+        else:
+            self.object = torch.as_tensor(np.asarray(initial_object, np.complex64), device=device).reshape(-1).clone()
         self.probe = as_probe_modes(torch.from_numpy(scan.probe)).to(device, torch.complex64)
         self.positions = torch.as_tensor(scan.positions[self.share], dtype=torch.float64, device=device).clone()
         self.origins, self.frac = split_positions(self.positions, self.size)
@@ -103,7 +110,6 @@ class IterativeSolver:
         shifts = 0 if self.integer_scan else int(torch.unique(self.frac, dim=0).shape[0])
         self.plan = plan or self._plan(budget or resolve_budget(None), shifts)
         self.feed = self._feed(self.plan)
-        pixels = self.shape[0] * self.shape[1]
         self._gradient = torch.zeros(pixels, 2, dtype=torch.float32, device=device)
         self._illumination = torch.zeros(pixels, dtype=torch.float32, device=device)
         self._share_weight: Tensor | None = None  # this rank's illumination (torchrun only)
@@ -264,14 +270,19 @@ class IterativeSolver:
                 refine_positions = config.positions_refined(epoch)
                 self._cache_probes(not (refine_probe or refine_positions))
                 sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, error, measured power
+                bands, marks, done = self._halo_plan() if context.enabled else ([], [], 0)
                 for index, measured in self.feed.epoch(self.generator):
                     batch_loss, batch_error = self._batch(index, measured, refine_probe, refine_positions)
                     sums[0] += batch_loss.double()
                     sums[1] += batch_error.double()
                     if self.total_measured is None:
                         sums[2] += measured.square().sum(dtype=torch.float64)
+                    done += len(index)
+                    while marks and done >= marks[0]:  # every rank passes the same marks, in step
+                        marks.pop(0)
+                        self._combine_rows(bands)
                 if context.enabled:
-                    self._combine(refine_probe, refine_positions, whole=False)
+                    self._combine_epoch(refine_probe, refine_positions, bands)
                     context.sum(sums)
                 loss, error, power = (float(v) for v in sums.cpu())
                 if self.total_measured is None:
@@ -296,7 +307,7 @@ class IterativeSolver:
             self.feed.close()
         del previous
         if context.enabled:
-            self._combine(False, False, whole=True)
+            self._combine_rows([(0, self.shape[0])])  # the whole object: every rank ends with the same one
         return self.result(history)
 
     def _momentum(self, previous: Tensor, restart: bool) -> None:
@@ -336,23 +347,32 @@ class IterativeSolver:
 
     # -- several ranks -------------------------------------------------------------------------------
 
-    def _combine(self, refined_probe: bool, moved: bool, *, whole: bool) -> None:
-        """Agree with the other ranks: the object rows several shares touch (all rows when ``whole``), each
-        rank's copy weighted by its illumination, and the probe when it was refined."""
-        total = float(self.scan.n_patterns)
-        if refined_probe:
-            self.probe = sharing.average(self.probe, self.count, total)
-        if self._share_weight is None or refined_probe or moved:
-            self._share_weight = self._illumination_of_share(self._share_weight)
-        if whole:
-            bands = [(0, self.shape[0])]
-        else:
-            first = int(self.origins[:, 0].min())
-            extents = sharing.gather_extents((first, int(self.origins[:, 0].max()) + self.size), self.distributed,
-                                             self.device)
-            bands = sharing.shared_row_bands(extents, self.shape[0])
+    def _halo_plan(self) -> tuple[list[tuple[int, int]], list[int], int]:
+        """This epoch's shared rows (from every rank's current extent) and the pattern counts after which the
+        ranks combine them within the epoch: :data:`HALO_SYNCS_PER_EPOCH` - 1 marks spread over the smallest
+        share, so that every rank reaches each mark (and its collectives) the same number of times."""
+        extents = sharing.gather_extents((int(self.origins[:, 0].min()), int(self.origins[:, 0].max()) + self.size),
+                                         self.distributed, self.device)
+        bands = sharing.shared_row_bands(extents, self.shape[0])
+        smallest = min(len(share) for share in self.shares or [self.share])
+        marks = [smallest * k // HALO_SYNCS_PER_EPOCH for k in range(1, HALO_SYNCS_PER_EPOCH)]
+        return bands, [mark for mark in marks if mark > 0], 0
+
+    def _combine_rows(self, bands: list[tuple[int, int]]) -> None:
+        """Replace ``bands`` of the object by every rank's copy weighted by its illumination there."""
+        if self._share_weight is None:
+            self._share_weight = self._illumination_of_share(None)
         sharing.combine_rows(self.object, self._share_weight, self._gradient, self._illumination, bands,
                              self.shape[1])
+
+    def _combine_epoch(self, refined_probe: bool, moved: bool, bands: list[tuple[int, int]]) -> None:
+        """The end of an epoch: the probe averaged over the ranks when it was refined, the weights updated
+        when the probe or the positions changed, and the shared rows combined."""
+        if refined_probe:
+            self.probe = sharing.average(self.probe, self.count, float(self.scan.n_patterns))
+        if self._share_weight is None or refined_probe or moved:
+            self._share_weight = self._illumination_of_share(self._share_weight)
+        self._combine_rows(bands)
 
     def _illumination_of_share(self, out: Tensor | None) -> Tensor:
         """Summed probe intensity of this rank's windows on the object grid (H*W,)."""
