@@ -122,3 +122,26 @@ def test_a_six_pixel_region_is_graded_with_a_window_that_fits():
     mask[3:9, 3:9] = True
     report = evaluate(truth, truth, mask)
     assert report.amplitude_ssim == pytest.approx(1.0) and report.paper_phase_ssim == pytest.approx(1.0)
+
+
+def test_a_large_object_is_scored_on_its_central_square():
+    """Scoring works in float64 on the whole region; a region larger than MAX_SCORED_SIDE is scored on its
+    central square, and the scores say where."""
+    from types import SimpleNamespace
+
+    from ptychodus_torch_plugin.reconstructors.base import Reconstruction
+    from ptychodus_torch_plugin.results import MAX_SCORED_SIDE, _central_window, quality_of
+
+    side = MAX_SCORED_SIDE + 300
+    rng = np.random.default_rng(4)
+    truth = np.exp(1j * rng.random((side, side))).astype(np.complex64) * (0.6 + 0.4 * rng.random((side, side)))
+    weights = np.zeros((side, side), np.float32)
+    weights[20:-30, 10:-10] = 1.0
+    recon = Reconstruction(truth * np.exp(0.3j), weights, 1)
+    scores = quality_of(recon, SimpleNamespace(object_truth=truth))
+    window = _central_window(weights >= 0.5, MAX_SCORED_SIDE)
+    assert scores["scored_side"] == MAX_SCORED_SIDE and scores["scored_row"] == window[0].start
+    assert window[0].stop - window[0].start == MAX_SCORED_SIDE == window[1].stop - window[1].start
+    assert scores["amplitude_ssim"] > 0.99 and scores["phase_ssim"] > 0.99
+    small = Reconstruction(truth[:200, :200], weights[:200, :200] + 1, 1)
+    assert "scored_side" not in quality_of(small, SimpleNamespace(object_truth=truth[:200, :200]))
