@@ -13,7 +13,8 @@ from ..reconstructors.iterative.config import NOISE_MODELS, IterativeConfig
 #: (flag, field, type, help); the default of each comes from IterativeConfig.
 _ITERATIVE_FLAGS: tuple[tuple[str, str, type, str], ...] = (
     ("--epochs", "epochs", int, "iterative epochs (passes over every pattern)"),
-    ("--iterative_batch_size", "batch_size", int, "patterns per iterative update"),
+    ("--iterative_batch_size", "batch_size", int, "patterns per iterative update (under torchrun: of the whole job, "
+                                                  "shared by the ranks)"),
     ("--damping", "damping", float, "illumination-normalisation damping (rPIE's alpha)"),
     ("--step_size", "step_size", float, "fraction of the least-squares step taken per batch"),
     ("--momentum", "momentum", float, "epoch-level momentum on the object, 0 = off"),

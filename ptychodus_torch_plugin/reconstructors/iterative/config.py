@@ -17,7 +17,8 @@ class IterativeConfig:
     epochs: int = 100
     """Passes over every diffraction pattern."""
     batch_size: int = 50
-    """Patterns per object update. Smaller batches update more often per epoch; larger ones use a GPU better."""
+    """Patterns per object update. Smaller batches update more often per epoch; larger ones use a GPU better.
+    Under torchrun it is the whole job's batch: each of K ranks updates with batch_size // K patterns."""
     noise_model: str = "gaussian"
     """``gaussian`` (amplitude least squares, modulus replacement) or ``poisson`` (counts likelihood)."""
     damping: float = 0.3

@@ -91,6 +91,9 @@ class IterativeSolver:
         else:
             self.shares, self.share = None, np.arange(scan.n_patterns)
         self.count = int(self.share.size)
+        # The batch size is the job's: each rank updates with its part, so a batch covers the sample as densely
+        # as one process's batch does (SCALE-002: 50 patterns on each of 2 ranks lost 0.02 phase SSIM).
+        self.batch_size = max(1, config.batch_size // distributed.world_size)
         pixels = self.shape[0] * self.shape[1]
         if initial_object is None:  # made in place: a host array of ones first would double the object at start
             self.object = torch.ones(pixels, dtype=torch.complex64, device=device)
@@ -126,7 +129,7 @@ class IterativeSolver:
         held = self.count * self.size * self.size * 4 if scan.in_memory else 0
         free = int(torch.cuda.mem_get_info(self.device)[0]) if cuda else None
         return plan_memory(pixels=self.shape[0] * self.shape[1], n_patterns=self.count, patch_size=self.size,
-                           modes=int(self.probe.shape[0]), batch_size=self.config.batch_size,
+                           modes=int(self.probe.shape[0]), batch_size=self.batch_size,
                            momentum=self.config.momentum > 0, shared=self.distributed.enabled,
                            distinct_shifts=shifts, held_bytes=held,
                            stream_possible=cuda or not scan.in_memory, budget=budget, device_free=free)
@@ -141,15 +144,15 @@ class IterativeSolver:
                 return np.fft.ifftshift(amplitudes[self.share[local]], axes=_DIMS)
 
             run = max(getattr(amplitudes, "chunk_rows", 1), min(RUN_LENGTH, plan.block_size // RUNS_PER_BLOCK))
-            return StreamedFeed(read, self.count, plan.block_size, self.config.batch_size, self.device, run)
+            return StreamedFeed(read, self.count, plan.block_size, self.batch_size, self.device, run)
         if self.device.type == "cpu":
             return ResidentFeed(torch.from_numpy(np.asarray(take_rows(amplitudes, self.share))),
-                                self.config.batch_size)
+                                self.batch_size)
         held = torch.empty((self.count, self.size, self.size), dtype=torch.float32, device=self.device)
         for start in range(0, self.count, _CHUNK):
             rows = take_rows(amplitudes, self.share[start:start + _CHUNK])
             held[start:start + len(rows)] = torch.from_numpy(np.asarray(rows, dtype=np.float32)).to(self.device)
-        return ResidentFeed(held, self.config.batch_size)
+        return ResidentFeed(held, self.batch_size)
 
     # -- per-batch pieces ----------------------------------------------------------------------------
 
@@ -378,7 +381,7 @@ class IterativeSolver:
         """Summed probe intensity of this rank's windows on the object grid (H*W,)."""
         total = torch.zeros_like(self._illumination) if out is None else out.zero_()
         # a batch at a time: the working set the memory plan counted (larger chunks raised the peak)
-        for index in torch.arange(self.count, device=self.device).split(self.config.batch_size):
+        for index in torch.arange(self.count, device=self.device).split(self.batch_size):
             probes = self._probes(index, self.frac.index_select(0, index))
             total.index_add_(0, self._flat(index).reshape(-1), self._lit(index, probes).reshape(-1))
         return total
