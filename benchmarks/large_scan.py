@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -63,12 +64,22 @@ def environment(threads: int, pythonpath: Path) -> dict[str, str]:
     return env
 
 
-def simulate(size: int, patch: int, jitter: float, folder: Path) -> dict[str, float] | None:
-    """The scan in ``folder`` (made once; later calls reuse it)."""
+def field_step(size: int, patch: int, jitter: float, field: int) -> float:
+    """The raster step that spreads ``size`` positions over a ``field`` x ``field`` object (the simulator's
+    square grid, its 2 px edge margins and the jitter kept inside)."""
+    cols = math.ceil(math.sqrt(size))
+    return math.floor(100 * (field - patch - 1 - 4 - 2 * jitter - 1) / (cols - 1)) / 100
+
+
+def simulate(size: int, patch: int, jitter: float, folder: Path, field: int | None = None) -> dict[str, float] | None:
+    """The scan in ``folder`` (made once; later calls reuse it). With ``field``, the object is that many pixels
+    a side whatever the number of positions (denser scans of one field of view)."""
     if (folder / "product.h5").exists():
         return None
     command = [sys.executable, "-m", "ptychodus_torch_plugin", "simulate", "--n-positions", str(size),
                "--patch-size", str(patch), "--jitter", str(jitter), "--seed", "1", "--ptychodus-dir", str(folder)]
+    if field is not None:
+        command += ["--object-size", str(field), "--step", str(field_step(size, patch, jitter, field))]
     folder.parent.mkdir(parents=True, exist_ok=True)
     return measured(command, environment(2, ROOT), folder.parent / f"simulate_{folder.name}.log")
 
@@ -115,6 +126,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="20000,60000,200000")
     parser.add_argument("--patch-size", type=int, default=128)
     parser.add_argument("--jitter", type=float, default=0.5)
+    parser.add_argument("--field", type=int, default=None,
+                        help="object side in pixels for every size (denser scans of one field of view); default: "
+                             "the object grows with the scan at a step of N/8")
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/large_scans"))
     parser.add_argument("--ranks", default="1,2")
     parser.add_argument("--epochs", type=int, default=2)
@@ -139,9 +153,10 @@ def main() -> None:
             args.json.write_text(json.dumps(results, indent=2))
 
     sizes = [int(s) for s in args.sizes.split(",")]
+    suffix = "" if args.field is None else f"_field{args.field}"
     for size in sizes:
-        folder = args.data_dir / f"n{args.patch_size}_{size}"
-        made = simulate(size, args.patch_size, args.jitter, folder)
+        folder = args.data_dir / f"n{args.patch_size}_{size}{suffix}"
+        made = simulate(size, args.patch_size, args.jitter, folder, args.field)
         if made is not None:
             results["simulations"][str(size)] = {"wall_s": round(made["wall_s"], 1),  # type: ignore[index]
                                                  "peak_rss_mib": round(made["peak_kib"] / 1024, 1)}
@@ -150,7 +165,7 @@ def main() -> None:
     if args.simulate_only:
         return
     for size in sizes:
-        folder = args.data_dir / f"n{args.patch_size}_{size}"
+        folder = args.data_dir / f"n{args.patch_size}_{size}{suffix}"
         amplitude_gib = size * args.patch_size**2 * 4 / 1024**3
         print(f"\n{size} patterns ({amplitude_gib:.2f} GiB of float32 amplitudes), file read in "
               f"{warm(folder):.1f} s", flush=True)
@@ -160,7 +175,7 @@ def main() -> None:
         if args.baseline_tree is not None and str(size) in args.baseline_sizes.split(","):
             plans.append((1, None, args.baseline_tree, "baseline"))
         for ranks, budget, tree, label in plans:
-            out = args.data_dir / "runs" / f"{size}_{label}_{ranks}"
+            out = args.data_dir / "runs" / f"{size}{suffix}_{label}_{ranks}"
             row = reconstruct(folder, out, ranks, args.epochs, None if label == "baseline" else budget, args.threads,
                               tree, args.accelerator)
             row.update(size=size, label=label, amplitude_gib=round(amplitude_gib, 2))
