@@ -6,12 +6,15 @@ first bytes decide the format; the suffix only improves the error message when n
 
 from __future__ import annotations
 
+import warnings
+import zipfile
 from pathlib import Path
 
 import h5py
 
 from ..errors import DataError
-from .checks import describe_keys
+from ..memory import format_bytes
+from .checks import DataWarning, describe_keys
 from .npz import read_npz
 from .ptychodus_h5 import (
     DIFFRACTION_FILE_NAME,
@@ -49,8 +52,36 @@ def load_scan(path: Path | str, *, counts: bool | None = None, stream: bool | No
                               stream_above=stream_above)
     kind = sniff_format(path)
     if kind == "npz":
+        _warn_if_large_npz(path, stream_above)
         return read_npz(path, counts=counts)
     return _load_hdf5(path, counts, stream, stream_above)
+
+
+class LargeScanWarning(DataWarning):
+    """A scan large enough to stream was given as NPZ, which can only be read whole."""
+
+
+#: Zip members that hold an NPZ scan's patterns (:mod:`.npz`'s accepted spellings).
+_NPZ_PATTERN_MEMBERS = ("diffraction.npy", "diff3d.npy", "intensities.npy")
+
+
+def _warn_if_large_npz(path: Path, stream_above: int) -> None:
+    """Say before reading that an NPZ above the streaming threshold will be held whole in memory.
+
+    The sizes come from the zip directory, so nothing is read to find out; a corrupt archive is left
+    to the reader, which names the problem."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            size = sum(info.file_size for info in archive.infolist() if info.filename in _NPZ_PATTERN_MEMBERS)
+    except (OSError, zipfile.BadZipFile):
+        return
+    if size > stream_above:
+        warnings.warn(
+            f"{path}: the NPZ's patterns ({format_bytes(size)}) are read whole into memory (a zip member "
+            "cannot be read in parts); write large scans as ptychodus HDF5 (diffraction.h5 + product.h5), "
+            "which is read block by block",
+            LargeScanWarning, stacklevel=3,
+        )
 
 
 def sniff_format(path: Path) -> str:

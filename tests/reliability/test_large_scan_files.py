@@ -127,3 +127,20 @@ def test_the_same_scan_from_memory_also_writes_back(stored, tmp_path):
                      "--output_dir", "out", "--epochs", "2", "--quiet", "--ptychodus-dir", "product"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert load_scan(tmp_path / "product", stream=False).n_patterns == 600
+
+
+def test_a_large_npz_is_read_whole_with_a_warning_pointing_to_hdf5(tmp_path):
+    """An NPZ above the streaming threshold (a quarter of the budget) cannot be streamed: the run says so
+    once, before reading, and still reconstructs; a small NPZ says nothing."""
+    from ptychodus_torch_plugin.data import save_npz
+
+    scan = simulate(SimulationConfig(patch_size=64, n_positions=600, scan_kind="spiral", nphotons=1e5, seed=8))
+    save_npz(scan, tmp_path / "scan.npz", compressed=False)  # 9.4 MiB of patterns, above 32 MiB / 4
+    command = ["-m", "ptychodus_torch_plugin", "reconstruct", "--data_file", str(tmp_path / "scan.npz"),
+               "--output_dir", "out", "--epochs", "1", "--quiet", "--iterative_batch_size", "16"]
+    large = python([*command, "--memory_budget", "32MiB"], tmp_path)
+    assert large.returncode == 0, large.stderr
+    warned = [line for line in large.stderr.splitlines() if "LargeScanWarning" in line]
+    assert len(warned) == 1 and "read whole into memory" in warned[0] and "ptychodus HDF5" in warned[0], large.stderr
+    small = python(command, tmp_path)
+    assert small.returncode == 0 and "LargeScanWarning" not in small.stderr, small.stderr
