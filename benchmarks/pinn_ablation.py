@@ -47,9 +47,14 @@ from scipy import ndimage
 
 from ptychodus_torch_plugin.config import ExecutionConfig, ModelConfig, TrainingConfig
 from ptychodus_torch_plugin.data import save_npz
-from ptychodus_torch_plugin.data.simulate.config import SimulationConfig
-from ptychodus_torch_plugin.data.simulate.objects import BUNDLED_IMAGES, bundled_image, to_transmission, unit_range
 from ptychodus_torch_plugin.data.scan import ScanData
+from ptychodus_torch_plugin.data.simulate.config import SimulationConfig
+from ptychodus_torch_plugin.data.simulate.objects import (
+    BUNDLED_IMAGES,
+    bundled_image,
+    to_transmission,
+    unit_range,
+)
 from ptychodus_torch_plugin.data.simulate.probes import make_probe
 from ptychodus_torch_plugin.data.simulate.scans import make_trajectory, place_in_object, required_object_size
 from ptychodus_torch_plugin.data.simulate.simulate import noiseless_intensity, simulate

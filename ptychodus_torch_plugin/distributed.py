@@ -12,8 +12,8 @@ for the GPU.
 from __future__ import annotations
 
 import contextlib
-import gc
 import datetime
+import gc
 import os
 import signal
 import sys

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 #: Largest side of an image drawn into a figure: the panels are a few hundred pixels wide, so larger
 #: objects are thinned to this before drawing (a 7,000-pixel object would otherwise take GBs to draw).
 DISPLAY_SIDE = 1200

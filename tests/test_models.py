@@ -49,7 +49,7 @@ def test_default_widths_are_derived_from_the_probe_when_n_is_not_given():
     assert model.config.patch_size == 64 and model.config.channels == (16, 32, 64, 128)
     assert len(model.generator.encoder.stages) == 4
     with pytest.raises(Exception, match="not known yet"):
-        ModelConfig().widths
+        ModelConfig().widths  # noqa: B018 (the property raises)
 
 
 def test_upsample_matches_nearest_interpolation():

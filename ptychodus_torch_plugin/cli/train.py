@@ -9,8 +9,17 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..config import (CANVAS_WEIGHTS, GROUP_ENCODERS, GROUP_SELECTIONS, LOSSES, NORMALIZATIONS, OBJECT_SUPPORTS,
-                      SCHEDULERS, ModelConfig, TrainingConfig)
+from ..config import (
+    CANVAS_WEIGHTS,
+    GROUP_ENCODERS,
+    GROUP_SELECTIONS,
+    LOSSES,
+    NORMALIZATIONS,
+    OBJECT_SUPPORTS,
+    SCHEDULERS,
+    ModelConfig,
+    TrainingConfig,
+)
 from .speed_options import add_speed_arguments, performance_from_args
 
 HELP = "train a physics-informed network on a scan"

@@ -8,7 +8,7 @@ Layout, inside ``<output_dir>/lightning_logs/version_<N>/``:
   rewritten once (temp file + ``os.replace``), older rows get an empty cell.
 * ``metrics_steps.csv`` -- only with ``per_step_metrics``: one row per optimiser step (same columns
   scheme). A separate file keeps ``metrics.csv`` exactly one row per epoch, with no half-empty rows.
-* ``hparams.yaml`` -- the hyperparameters, written without a YAML package (see :mod:`._yaml`).
+* ``hparams.yaml`` -- the hyperparameters, one ``key: value`` line each (PyYAML's safe dumper).
 * ``images/<name>_epoch<NNNN>.png`` -- pictures passed to ``log_image`` (greyscale, scaled to [0, 1]).
 * ``artifacts.txt`` -- absolute paths of files passed to ``log_artifact``, one per line; files are not
   copied (model files already live in the output directory and can be large).
@@ -22,15 +22,16 @@ from __future__ import annotations
 import csv
 import io
 import math
+import numbers
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+import yaml
 
 from .. import hookimpl
-from . import _yaml
 from ._util import atomic_write_text, image_file_name, save_png
 from .base import LoggerBackend, LoggerSettings, MetricsLogger, RunStatus
 
@@ -41,6 +42,26 @@ IMAGES_DIR = "images"
 ARTIFACTS_FILE = "artifacts.txt"
 
 _FIXED = ("epoch", "step")
+
+
+def _plain(value: Any) -> Any:
+    """A value the safe dumper writes and any YAML reader reads back as the same type: numpy scalars become
+    Python's, and anything else that is not a plain scalar (paths, tuples...) its str()."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (bool, np.bool_)):  # numpy.bool_ is not a bool subclass
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return str(value)
+
+
+def hparams_yaml(params: Mapping[Any, Any]) -> str:
+    """A flat block mapping in the mapping's order, keys as strings."""
+    return yaml.safe_dump({str(key): _plain(value) for key, value in params.items()}, sort_keys=False,
+                          allow_unicode=True, default_flow_style=False, width=float("inf"))
 
 
 def _cell(value: Any) -> str:
@@ -190,7 +211,7 @@ class CsvLogger(MetricsLogger):
 
     def log_hyperparams(self, params: Mapping[str, Any]) -> None:
         self._hparams.update(params)
-        atomic_write_text(self.run_dir / HPARAMS_FILE, _yaml.dump_mapping(self._hparams))
+        atomic_write_text(self.run_dir / HPARAMS_FILE, hparams_yaml(self._hparams))
 
     def log_metrics(self, metrics: Mapping[str, float], *, epoch: int, step: int) -> None:
         self._epochs.append(metrics, epoch=epoch, step=step)

@@ -3,11 +3,11 @@
 The fluent API (``mlflow.start_run``...) keeps one process-wide "active run"; using the client with an
 explicit run id means this logger cannot collide with a user's own MLflow calls or a second run.
 
-Where runs go: ``MLFLOW_TRACKING_URI`` when set (a server, a database, a folder); otherwise a local
-file store at ``<output_dir>/mlruns``. MLflow 3 refuses file stores unless ``MLFLOW_ALLOW_FILE_STORE`` is
-true, and its own default (a SQLite database) needs sqlalchemy/alembic, which ``mlflow-skinny`` lacks.
-So, for that local default only and only when the user has not set it, this module sets
-``MLFLOW_ALLOW_FILE_STORE=true`` in the process environment.
+Where runs go: ``MLFLOW_TRACKING_URI`` when set (a server, a database, a folder); otherwise MLflow 3's
+own default kind of store, a SQLite database, kept in the output folder: ``<output_dir>/mlflow.db``, with
+the artifacts of experiments it creates in ``<output_dir>/mlartifacts`` (MLflow would put them under the
+current directory). Nothing is set in the process environment; the database needs sqlalchemy and
+alembic, which the ``mlflow`` extra brings (``mlflow-skinny`` alone lacks them).
 
 An ``http(s)`` tracking server is probed with one short TCP connect (:data:`PROBE_TIMEOUT_S`) before the
 client is made: MLflow's own HTTP client retries with a long back-off, so an unreachable server would
@@ -20,6 +20,8 @@ change the value of a parameter inside the earlier run.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import socket
@@ -37,8 +39,8 @@ from ._util import image_file_name, save_png
 from .base import LoggerBackend, LoggerSettings, MetricsLogger, RunStatus
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
-ALLOW_FILE_STORE_ENV = "MLFLOW_ALLOW_FILE_STORE"
-LOCAL_STORE_FOLDER = "mlruns"
+LOCAL_STORE_FILE = "mlflow.db"
+LOCAL_ARTIFACTS_FOLDER = "mlartifacts"
 
 # MLflow's limits (mlflow.utils.validation); fixed here so that the limits hold for any server version.
 MAX_PARAM_VALUE_LENGTH = 6000
@@ -73,13 +75,15 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def local_store_uri(output_dir: Path) -> str:
+    """The SQLite database in the output folder (``sqlite:////abs/path/mlflow.db``)."""
+    return "sqlite:///" + str((Path(output_dir) / LOCAL_STORE_FILE).resolve())
+
+
 def resolve_tracking_uri(output_dir: Path) -> str:
-    """The user's ``MLFLOW_TRACKING_URI``, or a file store in ``<output_dir>/mlruns`` (see module doc)."""
+    """The user's ``MLFLOW_TRACKING_URI``, or the local SQLite store (see module doc)."""
     uri = os.environ.get(TRACKING_URI_ENV, "").strip()
-    if uri:
-        return uri
-    os.environ.setdefault(ALLOW_FILE_STORE_ENV, "true")
-    return (Path(output_dir) / LOCAL_STORE_FOLDER).resolve().as_uri()
+    return uri or local_store_uri(output_dir)
 
 
 def probe_tracking_server(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
@@ -101,6 +105,21 @@ def probe_tracking_server(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
         raise ConnectionError(f"MLflow tracking server {uri} cannot be reached ({exc})") from exc
 
 
+@contextlib.contextmanager
+def _quiet_store_setup() -> Iterator[None]:
+    """MLflow and alembic log each table they create at INFO, on stderr; a run's output keeps to its own
+    lines. Their levels are restored afterwards."""
+    loggers = [logging.getLogger(name) for name in ("alembic", "mlflow.store.db.utils")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 class MlflowLogger(MetricsLogger):
     """One MLflow run per training run; the run id is kept in ``run_dir/mlflow_run_id``."""
 
@@ -117,8 +136,11 @@ class MlflowLogger(MetricsLogger):
 
         self.tracking_uri = resolve_tracking_uri(self.settings.output_dir)
         probe_tracking_server(self.tracking_uri)
-        self._client = MlflowClient(tracking_uri=self.tracking_uri)
-        experiment_id = self._experiment_id(self.settings.experiment_name)
+        if self.tracking_uri.startswith("sqlite:"):
+            Path(self.settings.output_dir).mkdir(parents=True, exist_ok=True)
+        with _quiet_store_setup():  # the first use of a SQLite store creates its tables
+            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+            experiment_id = self._experiment_id(self.settings.experiment_name)
         tags = {"ptychodus_torch.run_dir": str(Path(self.settings.run_dir).resolve())}
         id_file = Path(self.settings.run_dir) / self.RUN_ID_FILE
         if self.settings.resume and id_file.is_file():
@@ -134,7 +156,7 @@ class MlflowLogger(MetricsLogger):
         experiment = self._client.get_experiment_by_name(name)
         if experiment is None:
             try:
-                return self._client.create_experiment(name)
+                return self._client.create_experiment(name, artifact_location=self._artifact_location())
             except MlflowException:  # created meanwhile by a concurrent run
                 experiment = self._client.get_experiment_by_name(name)
                 if experiment is None:
@@ -145,6 +167,12 @@ class MlflowLogger(MetricsLogger):
                 "(mlflow experiments restore) or choose another experiment name"
             )
         return experiment.experiment_id
+
+    def _artifact_location(self) -> str | None:
+        """Next to the local store; a store the user chose keeps its own artifact location."""
+        if self.tracking_uri != local_store_uri(self.settings.output_dir):
+            return None
+        return (Path(self.settings.output_dir) / LOCAL_ARTIFACTS_FOLDER).resolve().as_uri()
 
     def log_hyperparams(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -187,12 +215,23 @@ class MlflowLogger(MetricsLogger):
             self._client.set_terminated(self.run_id, status)
 
 
+def _require_database_packages() -> None:
+    """A SQLite store needs sqlalchemy and alembic; without them MLflow fails deep inside its store."""
+    try:
+        import alembic  # noqa: F401
+        import sqlalchemy  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtraError("MLflow's SQLite store", exc.name or "sqlalchemy", "mlflow") from exc
+
+
 def create(settings: LoggerSettings) -> MlflowLogger:
     """Check for MLflow only now, so that the package imports without it."""
     try:
         import mlflow  # noqa: F401
     except ImportError as exc:
         raise MissingExtraError("MLflow logging", "mlflow", "mlflow") from exc
+    if resolve_tracking_uri(settings.output_dir).startswith("sqlite:"):
+        _require_database_packages()
     return MlflowLogger(settings)
 
 
@@ -202,6 +241,6 @@ def ptychodus_torch_register_loggers() -> list[LoggerBackend]:
         LoggerBackend(
             name="mlflow",
             create=create,
-            description="MLflow run (MLFLOW_TRACKING_URI, default <output_dir>/mlruns; extra: mlflow)",
+            description="MLflow run (MLFLOW_TRACKING_URI, default <output_dir>/mlflow.db; extra: mlflow)",
         )
     ]

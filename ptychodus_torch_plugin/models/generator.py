@@ -35,7 +35,6 @@ from torch import nn
 
 from ..config import NORMALIZATIONS, OBJECT_SUPPORTS
 
-
 GROUPS = 8
 """Channel groups of ``group`` normalisation (fewer when a stage is narrower)."""
 

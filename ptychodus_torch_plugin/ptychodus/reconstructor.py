@@ -22,8 +22,8 @@ from typing import Any, Generic, TypeVar
 from ptychodus.api.product import LossValue
 from ptychodus.api.reconstruct import (
     ReconstructInput,
-    ReconstructOutput,
     Reconstructor,
+    ReconstructOutput,
     TrainableReconstructor,
     TrainOutput,
 )

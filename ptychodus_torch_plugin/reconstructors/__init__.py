@@ -4,6 +4,6 @@ Built-ins (``pinn``, ``iterative``, ``pinn+iterative``) are registered by :mod:`
 same hook a third-party plugin implements; see :mod:`.base` for the interface.
 """
 
-from .base import ProgressEvent, Reconstruction, ReconstructRequest, Reconstructor
+from .base import ProgressEvent, Reconstruction, Reconstructor, ReconstructRequest
 
 __all__ = ["ProgressEvent", "ReconstructRequest", "Reconstruction", "Reconstructor"]

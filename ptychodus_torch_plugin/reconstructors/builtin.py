@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from .. import hookimpl
-from .base import ProgressEvent, Reconstruction, ReconstructRequest, Reconstructor
+from .base import ProgressEvent, Reconstruction, Reconstructor, ReconstructRequest
 
 
 def run_network(request: ReconstructRequest) -> Reconstruction:

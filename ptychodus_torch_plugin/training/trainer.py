@@ -39,12 +39,23 @@ from ..models.model_file import MODEL_FILE_NAME, plain, save_model
 from ..performance import as_input, autocast, resolve
 from ..physics.canvas import group_canvas_size
 from ..pictures import save_loss_figure
-from ..results import write_results
 from ..plugins import PluginHost, build_plugin_host
+from ..results import write_results
 from .checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
 from .context import RunContext
-from .data import (PROBE_TOLERANCE, GroupedScan, Share, data_intensity_scale, epoch_batches, group_scan,
-                   group_scans, load_batches, local_shard_batches, probe_difference, shard_batches)
+from .data import (
+    PROBE_TOLERANCE,
+    GroupedScan,
+    Share,
+    data_intensity_scale,
+    epoch_batches,
+    group_scan,
+    group_scans,
+    load_batches,
+    local_shard_batches,
+    probe_difference,
+    shard_batches,
+)
 from .determinism import deterministic_algorithms, restore_rng_state, rng_state, seed_everything
 from .schedules import build_scheduler, current_lr, step_scheduler
 from .step import TrainStep

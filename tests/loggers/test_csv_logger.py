@@ -13,7 +13,6 @@ from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from ptychodus_torch_plugin.loggers import _yaml
 from ptychodus_torch_plugin.loggers.base import RUNS_FOLDER, allocate_run_dir
 from ptychodus_torch_plugin.loggers.csv_logger import (
     ARTIFACTS_FILE,
@@ -21,6 +20,7 @@ from ptychodus_torch_plugin.loggers.csv_logger import (
     METRICS_FILE,
     STEP_METRICS_FILE,
     CsvLogger,
+    hparams_yaml,
 )
 
 
@@ -114,8 +114,8 @@ def test_hparams_yaml_parses_back_to_the_same_values(make_settings) -> None:
 
 
 def test_hparams_nan_and_empty() -> None:
-    assert math.isnan(yaml.safe_load(_yaml.dump_mapping({"x": float("nan")}))["x"])
-    assert yaml.safe_load(_yaml.dump_mapping({})) == {}
+    assert math.isnan(yaml.safe_load(hparams_yaml({"x": float("nan")}))["x"])
+    assert yaml.safe_load(hparams_yaml({})) == {}
 
 
 _hparam_values = st.one_of(
@@ -130,7 +130,7 @@ _hparam_values = st.one_of(
 @hyp_settings(max_examples=150, deadline=None)
 @given(st.dictionaries(st.text(st.characters(exclude_categories=["Cs"])), _hparam_values, max_size=6))
 def test_yaml_writer_round_trips_any_flat_mapping(params: dict) -> None:
-    assert yaml.safe_load(_yaml.dump_mapping(params)) == params
+    assert yaml.safe_load(hparams_yaml(params)) == params
 
 
 def test_hparams_merge_over_calls(make_settings) -> None:

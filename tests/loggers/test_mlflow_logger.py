@@ -14,14 +14,14 @@ from ptychodus_torch_plugin.loggers import mlflow_logger
 
 @pytest.fixture
 def clean_mlflow_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """No user tracking URI; any MLFLOW_ALLOW_FILE_STORE the logger sets is undone after the test."""
-    for name in (mlflow_logger.TRACKING_URI_ENV, mlflow_logger.ALLOW_FILE_STORE_ENV):
+    """No user tracking URI, and no permission for file stores: the default must not need one."""
+    for name in (mlflow_logger.TRACKING_URI_ENV, "MLFLOW_ALLOW_FILE_STORE"):
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
     return monkeypatch
 
 
-def test_run_in_local_file_store_under_output_dir(make_settings, clean_mlflow_env, tmp_path: Path) -> None:
+def test_run_in_local_sqlite_store_under_output_dir(make_settings, clean_mlflow_env, tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
     settings = make_settings(run_name="run-a", experiment_name="exp-a")
@@ -38,13 +38,14 @@ def test_run_in_local_file_store_under_output_dir(make_settings, clean_mlflow_en
     logger.log_artifact(model)
     logger.finish("FINISHED")
 
-    store = settings.output_dir / "mlruns"
-    assert store.is_dir()
-    assert logger.tracking_uri == store.resolve().as_uri()
-    assert mlflow_logger.os.environ[mlflow_logger.ALLOW_FILE_STORE_ENV] == "true"
+    store = settings.output_dir / "mlflow.db"
+    assert store.is_file()
+    assert logger.tracking_uri == "sqlite:///" + str(store.resolve())
+    assert "MLFLOW_ALLOW_FILE_STORE" not in mlflow_logger.os.environ  # the process environment is left alone
     assert (settings.run_dir / "mlflow_run_id").read_text().strip() == logger.run_id
+    assert (settings.output_dir / "mlartifacts").is_dir()  # artifacts beside the store, not under the cwd
 
-    client = MlflowClient(tracking_uri=store.resolve().as_uri())
+    client = MlflowClient(tracking_uri=logger.tracking_uri)
     run = client.get_run(logger.run_id)
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "run-a"
@@ -70,7 +71,7 @@ def test_tracking_uri_is_honoured_and_failed_status(make_settings, clean_mlflow_
 
     elsewhere = (tmp_path / "shared-store").as_uri()
     clean_mlflow_env.setenv(mlflow_logger.TRACKING_URI_ENV, elsewhere)
-    clean_mlflow_env.setenv(mlflow_logger.ALLOW_FILE_STORE_ENV, "true")  # the user's choice for a file store
+    clean_mlflow_env.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # the user's choice for a file store
     settings = make_settings()
     logger = mlflow_logger.create(settings)
     logger.start()
@@ -78,7 +79,7 @@ def test_tracking_uri_is_honoured_and_failed_status(make_settings, clean_mlflow_
     logger.finish("FAILED")
 
     assert logger.tracking_uri == elsewhere
-    assert not (settings.output_dir / "mlruns").exists()
+    assert not (settings.output_dir / "mlflow.db").exists() and not (settings.output_dir / "mlartifacts").exists()
     run = MlflowClient(tracking_uri=elsewhere).get_run(logger.run_id)
     assert run.info.status == "FAILED"
     assert run.info.run_name == settings.run_name
@@ -89,6 +90,17 @@ def test_missing_mlflow_names_the_extra(make_settings, monkeypatch: pytest.Monke
     with pytest.raises(MissingExtraError) as info:
         mlflow_logger.create(make_settings())
     assert info.value.extra == "mlflow" and "mlflow" in str(info.value)
+
+
+def test_missing_database_packages_name_the_extra_for_the_default_store(make_settings, clean_mlflow_env) -> None:
+    """mlflow-skinny without sqlalchemy: refused at start-up with the extra, not deep inside MLflow's store;
+    a server URI needs no database packages here."""
+    clean_mlflow_env.setitem(sys.modules, "sqlalchemy", None)
+    with pytest.raises(MissingExtraError) as info:
+        mlflow_logger.create(make_settings())
+    assert info.value.extra == "mlflow" and "sqlalchemy" in str(info.value)
+    clean_mlflow_env.setenv(mlflow_logger.TRACKING_URI_ENV, "http://127.0.0.1:5000")
+    assert isinstance(mlflow_logger.create(make_settings()), mlflow_logger.MlflowLogger)
 
 
 def test_key_and_value_helpers() -> None:

@@ -10,7 +10,6 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-
 from ptychodus_helpers import settings_text
 
 #: A fake installed distribution: three broken libraries and one that works, all in the entry-point group.

@@ -81,7 +81,7 @@ def test_shipped_plugin_module_installs_the_bridge_in_a_plain_ptychodus(tmp_path
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
                           env=subprocess_env(), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    line = next(l for l in done.stdout.splitlines() if l.startswith("ALGORITHMS"))
+    line = next(text for text in done.stdout.splitlines() if text.startswith("ALGORITHMS"))
     assert "ptychodus-torch_pinn" in line and "ptychodus-torch_supervised" in line
 
 

@@ -14,15 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from ddp_iterative import SETTINGS
 
-from ptychodus_torch_plugin.data import load_scan, save_ptychodus
+from ptychodus_torch_plugin.data import save_ptychodus
 from ptychodus_torch_plugin.data.simulate import SimulationConfig, simulate
 from ptychodus_torch_plugin.evaluation import evaluate, region_mask
 from ptychodus_torch_plugin.reconstructors.iterative.config import IterativeConfig
 from ptychodus_torch_plugin.reconstructors.iterative.sharing import shared_row_bands, spatial_shares
 from ptychodus_torch_plugin.reconstructors.iterative.solver import IterativeSolver
-
-from ddp_iterative import SETTINGS
 
 CPU = torch.device("cpu")
 

@@ -160,8 +160,8 @@ def test_batch_larger_than_the_data_trains_one_smaller_batch(files, tmp_path):
 
 
 def test_object_too_large_for_memory_is_refused_before_allocating(files, monkeypatch):
-    from ptychodus_torch_plugin.data import load_scan
     import ptychodus_torch_plugin.inference as inference
+    from ptychodus_torch_plugin.data import load_scan
 
     model, _, _ = load_model(files["model"], build_plugin_host(load_entry_points=False))
     scan = load_scan(files["scan"])

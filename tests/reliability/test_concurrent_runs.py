@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from reliability_helpers import TINY, make_scan, metric_epochs, start_train
+
 from ptychodus_torch_plugin.models.model_file import load_model
 from ptychodus_torch_plugin.plugins import build_plugin_host
 from ptychodus_torch_plugin.training.checkpoints import load_checkpoint
-
-from reliability_helpers import TINY, make_scan, metric_epochs, start_train
 
 
 def test_two_runs_started_at_once_get_their_own_version_folders(tmp_path):

@@ -9,12 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from reliability_helpers import TINY, make_scan, metric_epochs, python, start_train, wait_for_epochs
 
 from ptychodus_torch_plugin.models.model_file import load_model
 from ptychodus_torch_plugin.plugins import build_plugin_host
 from ptychodus_torch_plugin.training.checkpoints import load_checkpoint
-
-from reliability_helpers import TINY, make_scan, metric_epochs, python, start_train, wait_for_epochs
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +72,7 @@ def test_sigkill_mid_epoch_then_resume_gives_every_epoch_once_and_loadable_files
 def _mlflow_run(output_dir: Path):
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=(output_dir / "mlruns").resolve().as_uri())
+    client = MlflowClient(tracking_uri="sqlite:///" + str((output_dir / "mlflow.db").resolve()))
     runs = [run for experiment in client.search_experiments()
             for run in client.search_runs([experiment.experiment_id])]
     assert len(runs) == 1, runs
@@ -83,7 +82,6 @@ def _mlflow_run(output_dir: Path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_with_mlflow_logger_exits_130_and_marks_the_run_killed(scan, tmp_path, sig, monkeypatch):
     pytest.importorskip("mlflow")
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # only for reading the store here; the child sets its own
     process = start_train(["--train_data_file", str(scan), "--output_dir", "out", "--accelerator", "cpu",
                            "--batch_size", "4", "--logger", "mlflow", "--quiet", "--num-workers", "0",
                            "--max_epochs", "500", *TINY], tmp_path)

@@ -11,13 +11,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from reliability_helpers import python
 
 from ptychodus_torch_plugin.data import load_scan
 from ptychodus_torch_plugin.data.checks import DataWarning
 from ptychodus_torch_plugin.data.ptychodus_write import PtychodusWriter
 from ptychodus_torch_plugin.data.simulate import SimulationConfig, simulate
-
-from reliability_helpers import python
 
 #: Small enough that the 600-pattern scan below (2.3 MiB) is streamed from its file.
 BUDGET = ["--memory_budget", "32MiB"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from reliability_helpers import flip_tensor_byte_in_place, flip_tensor_byte_rezipped, make_scan
 
 from ptychodus_torch_plugin.atomic import state_dict_sha256
 from ptychodus_torch_plugin.config import ExecutionConfig, ModelConfig, TrainingConfig
@@ -17,8 +18,6 @@ from ptychodus_torch_plugin.models.model_file import MODEL_FORMAT_VERSION, load_
 from ptychodus_torch_plugin.plugins import build_plugin_host
 from ptychodus_torch_plugin.training.checkpoints import load_checkpoint
 from ptychodus_torch_plugin.training.trainer import train
-
-from reliability_helpers import flip_tensor_byte_in_place, flip_tensor_byte_rezipped, make_scan
 
 MISMATCH = "checksum mismatch: the file is corrupt or was modified"
 

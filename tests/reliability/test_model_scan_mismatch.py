@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from reliability_helpers import make_scan, python
 
 from ptychodus_torch_plugin.config import ExecutionConfig, ModelConfig, TrainingConfig
 from ptychodus_torch_plugin.training.trainer import train
-
-from reliability_helpers import make_scan, python
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from ptychodus_torch_plugin.data import save_npz
 from ptychodus_torch_plugin.data.simulate.config import SimulationConfig
 from ptychodus_torch_plugin.data.simulate.simulate import simulate
 
+
 @pytest.fixture(scope="session")
 def tiny_scans(tmp_path_factory) -> tuple[Path, Path]:
     """(train, test) NPZ files: 36 positions of 32x32 patterns, disk probe, Poisson noise."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from training_helpers import CPU, TINY_CHANNELS, tiny_config
 
 from ptychodus_torch_plugin.cli.train import add_arguments, build_configs
 from ptychodus_torch_plugin.config import ModelConfig, TrainingConfig
@@ -22,8 +23,6 @@ from ptychodus_torch_plugin.physics import poisson_nll, predicted_amplitude
 from ptychodus_torch_plugin.physics.scale import intensity_scale
 from ptychodus_torch_plugin.training.data import group_scan, group_scans, probe_difference, split_groups
 from ptychodus_torch_plugin.training.trainer import Trainer, train
-
-from training_helpers import CPU, TINY_CHANNELS, tiny_config
 
 
 @pytest.fixture(scope="module")

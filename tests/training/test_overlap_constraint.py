@@ -12,7 +12,12 @@ from ptychodus_torch_plugin.data.simulate.config import SimulationConfig
 from ptychodus_torch_plugin.data.simulate.simulate import simulate
 from ptychodus_torch_plugin.models.generator import support_mask
 from ptychodus_torch_plugin.models.pinn import PtychoModel
-from ptychodus_torch_plugin.physics import canvas_to_patches, extract_patches, group_canvas_size, patches_to_canvas
+from ptychodus_torch_plugin.physics import (
+    canvas_to_patches,
+    extract_patches,
+    group_canvas_size,
+    patches_to_canvas,
+)
 from ptychodus_torch_plugin.physics.scale import intensity_scale
 from ptychodus_torch_plugin.training.data import group_scan
 

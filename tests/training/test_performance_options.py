@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from training_helpers import TINY_CHANNELS, tiny_config
 
 from ptychodus_torch_plugin.config import ExecutionConfig, ModelConfig, PerformanceConfig
 from ptychodus_torch_plugin.data.load import load_scan
@@ -17,8 +18,6 @@ from ptychodus_torch_plugin.evaluation import evaluate, region_mask
 from ptychodus_torch_plugin.inference import keep_resident, reconstruct_scan
 from ptychodus_torch_plugin.performance import resolve
 from ptychodus_torch_plugin.training.trainer import Trainer, train
-
-from training_helpers import TINY_CHANNELS, tiny_config
 
 CPU = torch.device("cpu")
 

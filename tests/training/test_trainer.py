@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from training_helpers import CPU, TINY_CHANNELS, tiny_config
 
 from ptychodus_torch_plugin import hookimpl
 from ptychodus_torch_plugin.config import ExecutionConfig, ModelConfig
@@ -14,8 +15,6 @@ from ptychodus_torch_plugin.errors import ConfigError, MissingExtraError, ModelF
 from ptychodus_torch_plugin.models.model_file import load_model
 from ptychodus_torch_plugin.plugins import build_plugin_host
 from ptychodus_torch_plugin.training.trainer import train
-
-from training_helpers import CPU, TINY_CHANNELS, tiny_config
 
 
 def _rows(run_dir: Path) -> list[dict[str, str]]:

@@ -7,7 +7,12 @@ import torch
 
 from ptychodus_torch_plugin import hookimpl
 from ptychodus_torch_plugin.physics.scan_model import place_windows, shifted_probes
-from ptychodus_torch_plugin.reconstructors import ProgressEvent, Reconstruction, ReconstructRequest, Reconstructor
+from ptychodus_torch_plugin.reconstructors import (
+    ProgressEvent,
+    Reconstruction,
+    Reconstructor,
+    ReconstructRequest,
+)
 
 
 def run_epie(request: ReconstructRequest) -> Reconstruction:
