@@ -1,7 +1,9 @@
 """Settings as plain dataclasses, passed down explicitly; nothing reads a global.
 
-The command line, the ptychodus library and tests all build these. ``validate()`` turns nonsense
-(negative sizes, zero epochs, an unknown scheduler) into one :class:`ConfigError` before any work starts.
+Each field is declared once with :func:`~.options.setting` (help, flag, choices, ptychodus exposure); the
+command line's flags, ptychodus's settings group and the reading back of ``config.json`` are made from
+these declarations. ``validate()`` turns nonsense (negative sizes, zero epochs, an unknown scheduler)
+into one :class:`ConfigError` before any work starts.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .options import setting
 
 SCHEDULERS: tuple[str, ...] = ("constant", "exponential", "cosine", "plateau")
 LOSSES: tuple[str, ...] = ("poisson", "mae")
@@ -29,6 +32,42 @@ FIRST_WIDTH = 16
 """Width of the first encoder stage when the widths are derived from N (each further stage doubles it)."""
 BOTTLENECK = 4
 """Side of the encoder's last feature map when the widths are derived from N (QUALITY-003)."""
+
+
+def positive_int(text: str) -> int:
+    """An integer of at least 1, from a flag's text."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"must be a positive integer, got {text}")
+    return value
+
+
+def parse_channels(text: str) -> tuple[int, ...] | None:
+    """Comma-separated encoder widths, or ``auto`` (None: derived from N by :func:`default_channels`)."""
+    if str(text).strip().lower() == "auto":
+        return None
+    try:
+        channels = tuple(int(part) for part in str(text).replace(" ", "").split(",") if part)
+    except ValueError:
+        raise ValueError(f"must be comma-separated integers such as 32,64,128, got {text!r}") from None
+    if not channels:
+        raise ValueError("must not be empty")
+    return channels
+
+
+def show_channels(channels: tuple[int, ...] | None) -> str:
+    return "auto" if channels is None else ",".join(str(c) for c in channels)
+
+
+def parse_auto_bool(text: str) -> bool | None:
+    """``auto`` (None), or true/false."""
+    from .options import parse_bool
+
+    return None if str(text).strip().lower() in ("", "auto") else parse_bool(text)
+
+
+def show_auto_bool(value: bool | None) -> str:
+    return "auto" if value is None else ("true" if value else "false")
 
 
 def default_channels(patch_size: int) -> tuple[int, ...]:
@@ -50,33 +89,46 @@ def default_channels(patch_size: int) -> tuple[int, ...]:
 class ModelConfig:
     """Everything needed to rebuild a network; stored inside every model file."""
 
-    model_type: str = "pinn"
-    patch_size: int | None = None
+    model_type: str = setting("pinn", flag="--model-type", aliases=("--model",), ptychodus=False,
+                              help="registered model type: pinn (unsupervised), supervised, or a plugin's")
+    patch_size: int | None = setting(None, aliases=("--N",), parse=positive_int, unset=0, minimum=0,
+                                     help="pattern size N (default: from the data)")
     """N; ``None`` = take it from the training data."""
-    gridsize: int = 1
-    channels: tuple[int, ...] | None = None
+    gridsize: int = setting(1, parse=positive_int, minimum=1, help="groups of gridsize² neighbouring patterns")
+    channels: tuple[int, ...] | None = setting(
+        None, parse=parse_channels, show=show_channels, metavar="WIDTHS",
+        help="encoder widths, comma-separated, or auto: 16,32,... with one stage per halving of N down to 4x4 "
+             "(16,32,64 at N=32; 16,32,64,128 at N=64); default auto")
     """Encoder widths, one per 2x down-sampling stage (PtychoPINN uses 64, 128, 256 at N = 64). ``None``:
     derived from N by :func:`default_channels` (16, 32, 64 at N = 32; 16, 32, 64, 128 at N = 64) as soon
     as N is known, so a stored configuration always names its widths."""
-    loss: str = "poisson"
-    probe_trainable: bool = False
-    scale_trainable: bool = False
+    loss: str = setting("poisson", choices=LOSSES, help="training loss on the amplitudes")
+    probe_trainable: bool = setting(False, help="refine the probe during training")
+    scale_trainable: bool = setting(False, help="learn a gain on the intensity scale (output side of the loss)")
     """Learn a gain on the intensity scale in the loss (inputs stay normalised by each scan's own scale)."""
-    object_support: str = "central"
+    object_support: str = setting("central", choices=OBJECT_SUPPORTS,
+                                  help="decode the whole patch (full) or only its central N/2 x N/2, zero outside "
+                                       "(central)")
     """``central``: decode only the central N/2 x N/2, zero outside (PtychoPINN's ``pad_object``); stitching
     and the overlap canvas then use only that square. ``full``: the whole N x N patch (before QUALITY-002)."""
-    amplitude_max: float = 2.0
+    amplitude_max: float = setting(2.0, minimum=0.0, help="amplitude head = AMPLITUDE_MAX * sigmoid (PtychoPINN: 1)")
     """Amplitude head = amplitude_max * sigmoid (PtychoPINN: a plain sigmoid, 1)."""
-    canvas_weights: str = "probe"
+    canvas_weights: str = setting("probe", choices=CANVAS_WEIGHTS,
+                                  help="overlap-constraint average weighted by probe intensity (probe) or uniform "
+                                       "over the decoded support (uniform)")
     """Overlap-constraint average: ``probe`` (probe intensity x support) or ``uniform`` (support only)."""
-    group_encoder: str = "shared"
+    group_encoder: str = setting("shared", choices=GROUP_ENCODERS,
+                                 help="gridsize > 1: one network for the group's patterns as channels (joint) or "
+                                      "one single-pattern network per pattern (shared)")
     """gridsize > 1: ``shared`` (each pattern through one single-pattern network; the group meets in the
     overlap constraint of the loss) or ``joint`` (one network sees the group's C patterns as channels, as in
     PtychoPINN; the default before QUALITY-002). Identical at gridsize 1."""
-    normalization: str = "group"
+    normalization: str = setting("group", choices=NORMALIZATIONS,
+                                 help="after every convolution: nothing (none, as PtychoPINN) or GroupNorm (group)")
     """After every convolution: ``group`` (GroupNorm, each sample on its own, so a patch never depends on
     the rest of its batch) or ``none`` (PtychoPINN's, and this package's before QUALITY-005)."""
-    pool_last_stage: bool = True
+    pool_last_stage: bool = setting(True, help="pool after the last encoder stage too (a 4x4 map at N=64) or not "
+                                               "(8x8, one decoder stage fewer)")
     """``False``: the last encoder stage keeps its resolution (no 2x pooling after it), so the decoders start
     from a map twice as wide (8 x 8 at N = 64, as PtychoPINN's 64/128/256 encoder ends) and need one
     up-sampling stage fewer. ``True``: every stage pools (a 4 x 4 map at N = 64 with the derived widths)."""
@@ -155,34 +207,52 @@ LEGACY_MODEL_VALUES: dict[str, Any] = {"object_support": "full", "amplitude_max"
 class TrainingConfig:
     """How to train: data, optimisation, schedule, checkpoints."""
 
-    train_data_file: Path | tuple[Path, ...]
+    train_data_file: Path | tuple[Path, ...] = setting(
+        nargs="+", required=True, ptychodus=False,
+        help="training scan(s) (NPZ, or ptychodus diffraction HDF5 with its product file); several scans of the "
+             "same N and probe train one model, groups formed within each scan")
     """One training scan, or several (a list or tuple): groups are formed within each scan, each scan is
     normalised by its own intensity scale, and all must share N and the probe (see ``train_data_files``)."""
-    output_dir: Path
-    test_data_file: Path | None = None
-    n_images: int | None = None
+    output_dir: Path = setting(required=True,
+                               help="run folders go to OUTPUT_DIR/lightning_logs/version_<N> (in ptychodus: "
+                                    "empty = ptychodus's output folder)")
+    test_data_file: Path | None = setting(None, ptychodus=False,
+                                          help="validation scan; the final reconstruction is of this scan")
+    n_images: int | None = setting(None, parse=positive_int, unset=0, minimum=0,
+                                   help="groups sampled from the training scan per epoch (default: one per "
+                                        "position)")
     """Groups sampled from the training scan per epoch; ``None`` = one group per position."""
-    max_epochs: int = 50
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    scheduler: str = "constant"
-    warmup_epochs: int = 0
+    max_epochs: int = setting(50, minimum=1, help="training epochs")
+    batch_size: int = setting(16, minimum=1, help="groups per optimiser step (of the whole job under torchrun)")
+    learning_rate: float = setting(1e-3, aliases=("--lr",), minimum=0.0, help="Adam's learning rate")
+    scheduler: str = setting("constant", choices=SCHEDULERS, help="learning-rate schedule")
+    warmup_epochs: int = setting(0, minimum=0, help="linear warm-up epochs before the cosine schedule")
     """Linear warm-up epochs before the cosine schedule."""
-    lr_gamma: float = 0.95
+    lr_gamma: float = setting(0.95, minimum=0.0, help="per-epoch factor of the exponential schedule; the "
+                                                      "reduction factor of the plateau schedule")
     """Per-epoch factor of the exponential schedule; the reduction factor of reduce-on-plateau."""
-    plateau_patience: int = 5
-    early_stopping_patience: int | None = None
+    plateau_patience: int = setting(5, minimum=0, help="epochs without improvement before the plateau schedule "
+                                                       "lowers the rate")
+    early_stopping_patience: int | None = setting(None, unset=0, minimum=0,
+                                                  help="stop after this many epochs without a better validation "
+                                                       "loss (default: never; in ptychodus 0 = never)")
     """Stop after this many epochs without a better validation loss; ``None`` = never."""
-    k_neighbours: int = 7
-    group_selection: str = "random"
+    k_neighbours: int = setting(7, parse=positive_int, minimum=1,
+                                help="gridsize > 1: each group is a position and gridsize²-1 of its K nearest "
+                                     "neighbours")
+    group_selection: str = setting("random", choices=GROUP_SELECTIONS,
+                                   help="gridsize > 1: members drawn at random from the K nearest neighbours, or "
+                                        "the most compact group (2x2 squares on a raster)")
     """gridsize > 1: members drawn at ``random`` from the K nearest neighbours, or the ``compact`` choice
     (smallest spread: 2x2 squares on a raster); see ``physics.grouping.group_neighbours``."""
-    seed: int = 0
-    deterministic: bool = False
-    num_workers: int = 0
-    image_every_n_epochs: int = 5
-    resume: bool = False
-    quiet: bool = False
+    seed: int = setting(0, minimum=0, help="seed of the weights, the groups and the batch order")
+    deterministic: bool = setting(False, help="seed everything and use deterministic algorithms (bit-identical "
+                                              "CPU runs)")
+    num_workers: int = setting(0, minimum=0, help="data-loader worker processes")
+    image_every_n_epochs: int = setting(5, minimum=0, help="log amplitude/phase pictures every N epochs (0 = never)")
+    resume: bool = setting(False, ptychodus=False,
+                           help="continue the newest run in OUTPUT_DIR from its last checkpoint")
+    quiet: bool = setting(False, ptychodus=False, help="no progress bar or per-epoch lines")
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:
@@ -262,13 +332,16 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 class PerformanceConfig:
     """How the network pass is run; none of it changes what is computed beyond rounding."""
 
-    precision: str = "auto"
+    precision: str = setting("auto", choices=PRECISIONS,
+                             help="network precision: auto (bf16 for CUDA inference, else fp32), fp32 or bf16")
     """``auto`` (bf16 for CUDA inference, else float32), ``fp32`` or ``bf16``."""
-    channels_last: bool | None = None
+    channels_last: bool | None = setting(None, parse=parse_auto_bool, show=show_auto_bool,
+                                         help="NHWC convolutions (default: on for CUDA, off on the CPU)")
     """NHWC memory format for the convolutions; ``None`` = on for CUDA, off elsewhere."""
-    compile: bool = False
+    compile: bool = setting(False, help="torch.compile the network (slow first call; falls back to eager if it "
+                                        "fails)")
     """``torch.compile`` the network (falls back to eager with a warning when compilation fails)."""
-    cuda_graphs: bool = False
+    cuda_graphs: bool = setting(False, help="replay the inference pass as a CUDA graph (CUDA only)")
     """Capture the inference pass in a CUDA graph (CUDA only; fixed-size chunks, the last one padded)."""
 
     def validate(self) -> None:
@@ -280,9 +353,17 @@ class PerformanceConfig:
 class ExecutionConfig:
     """Where and how a job runs, independent of the maths."""
 
-    accelerator: str = "auto"
-    logger: str = "csv"
-    per_step_metrics: bool = False
-    experiment_name: str = "ptychodus-torch"
-    run_name: str = "ptychodus-torch"
+    accelerator: str = setting("auto", help="auto, cpu, cuda, cuda:1, gpu, mps, or a plugin's")
+    logger: str = setting("csv", help="csv, tensorboard, mlflow, none, or a plugin's")
+    per_step_metrics: bool = setting(False, flag="--log-every-step", help="also log one row per optimiser step")
+    experiment_name: str = setting("ptychodus-torch", help="experiment the run is logged under (MLflow)")
+    run_name: str = setting("ptychodus-torch", ptychodus=False, help="name of the run in the logger")
     performance: PerformanceConfig = field(default_factory=PerformanceConfig)
+
+
+def run_record(training: TrainingConfig, execution: ExecutionConfig) -> dict[str, Any]:
+    """A training run's settings as ``config.json`` records them (and ``--config`` reads them back): the
+    training fields, ``model.*``, the execution fields and ``performance.*``, plain-typed."""
+    performance = asdict(execution.performance)
+    execution_values = {k: v for k, v in asdict(execution).items() if k != "performance"}
+    return {**training.flat(), **execution_values, **{f"performance.{k}": v for k, v in performance.items()}}

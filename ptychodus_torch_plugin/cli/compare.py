@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from .flags import spellings
 from .reconstructor_options import add_reconstructor_arguments, iterative_from_args
 from .speed_options import add_speed_arguments, performance_from_args
 
@@ -16,22 +17,28 @@ HELP = "run several reconstructors on one scan and show them side by side with t
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data_file", "--data-file", type=Path, required=True, help="scan (NPZ or ptychodus HDF5)")
-    parser.add_argument("--output_dir", "--output-dir", type=Path, required=True)
+    parser.add_argument(*spellings("--data-file"), dest="data_file", type=Path, required=True,
+                        help="scan (NPZ or ptychodus HDF5)")
+    parser.add_argument(*spellings("--output-dir"), dest="output_dir", type=Path, required=True,
+                        help="folder for comparison.png, comparison.json and each reconstruction's NPZ")
     parser.add_argument("--reconstructors", default=None,
                         help="comma-separated names (default: pinn,iterative,pinn+iterative with --model, "
                              "else iterative)")
-    parser.add_argument("--model", type=Path, default=None, help="trained model for the network-based ones")
-    parser.add_argument("--inference_batch_size", "--inference-batch-size", type=int, default=256)
-    parser.add_argument("--accelerator", default="auto")
-    parser.add_argument("--quiet", action="store_true")
-    add_reconstructor_arguments(parser)
+    parser.add_argument("--reconstructor", dest="single_reconstructor", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--model", "--model-file", "--model_file", type=Path, default=None,
+                        help="trained model for the network-based ones")
+    parser.add_argument(*spellings("--inference-batch-size"), dest="inference_batch_size", type=int, default=256,
+                        help="groups per network pass")
+    parser.add_argument("--accelerator", default="auto", help="auto, cpu, cuda, cuda:1, gpu, mps, or a plugin's")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
+    add_reconstructor_arguments(parser, choose=False)
     add_speed_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..config import check_output_dir
     from ..data.load import load_scan
+    from ..errors import ConfigError
     from ..models.model_file import load_model
     from ..pictures import save_comparison_figure
     from ..plugins import build_plugin_host
@@ -41,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from ..results import quality_of, save_reconstruction
     from .reconstruct import _ProgressBars
 
+    if args.single_reconstructor is not None:
+        raise ConfigError(f"compare runs several reconstructors: use --reconstructors "
+                          f"{args.single_reconstructor} (comma-separated), not --reconstructor")
     check_output_dir(Path(args.output_dir))
     host = build_plugin_host()
     default = "pinn,iterative,pinn+iterative" if args.model is not None else "iterative"

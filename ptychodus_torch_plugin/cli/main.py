@@ -11,9 +11,11 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from .. import __version__
 from ..errors import PtychodusTorchError
+from .flags import HelpFormatter
 
 #: Sub-command name -> module with ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
 COMMANDS: dict[str, str] = {
@@ -27,16 +29,52 @@ COMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ptychodus-torch", description="PyTorch ptychography backend")
+    parser = argparse.ArgumentParser(prog="ptychodus-torch", description="PyTorch ptychography backend",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
         sub = commands.add_parser(name, help=getattr(module, "HELP", None),
-                                  description=getattr(module, "HELP", None))
+                                  description=getattr(module, "HELP", None), formatter_class=HelpFormatter)
         module.add_arguments(sub)
         sub.set_defaults(_run=module.run)
+        _SUBPARSERS[id(parser), name] = (sub, module)
     return parser
+
+
+#: (id of the top parser, command) -> (its sub-parser, its module), for ``--config``.
+_SUBPARSERS: dict[tuple[int, str], tuple[argparse.ArgumentParser, object]] = {}
+
+
+def apply_config(parser: argparse.ArgumentParser, module: object, argv: Sequence[str]) -> None:
+    """``--config FILE`` (commands whose module has ``config_defaults``): the file's settings become the
+    parser's defaults, so flags on the command line still win, and flags it supplies are no longer
+    required. Read before parsing, wherever ``--config`` stands."""
+    reader = getattr(module, "config_defaults", None)
+    if reader is None:
+        return
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", type=Path, default=None)
+    known, _ = pre.parse_known_args(list(argv))
+    if known.config is None:
+        return
+    defaults = reader(known.config)
+    parser.set_defaults(**defaults)
+    for action in parser._actions:
+        if action.dest in defaults:
+            action.required = False
+
+
+def parse_command_line(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The top-level parser's arguments, with ``--config`` applied to the chosen command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    if (id(parser), command) in _SUBPARSERS:
+        sub, module = _SUBPARSERS[id(parser), command]
+        apply_config(sub, module, argv)
+    return parser.parse_args(argv)
 
 
 def run_command(run, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
@@ -57,13 +95,23 @@ def run_standalone(prog: str, description: str, add_arguments: Callable[[argpars
                    run: Callable[[argparse.Namespace], int | None], argv: Sequence[str] | None) -> int:
     """One command as its own program (``python -m ptychodus_torch_plugin.train``, ...): its parser, then
     :func:`run_command`."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
     add_arguments(parser)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        apply_config(parser, sys.modules[run.__module__], argv)
+    except PtychodusTorchError as error:
+        print(f"ptychodus-torch: error: {error}", file=sys.stderr)
+        return 2
     return run_command(run, parser.parse_args(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = parse_command_line(argv)
+    except PtychodusTorchError as error:  # an unreadable --config
+        print(f"ptychodus-torch: error: {error}", file=sys.stderr)
+        return 2
     return run_command(args._run, args)
 
 

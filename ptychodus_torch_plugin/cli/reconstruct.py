@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .flags import spellings
 from .reconstructor_options import add_reconstructor_arguments, iterative_from_args
 from .scale_options import add_scale_arguments, budget_from_args, timeout_from_args
 from .speed_options import add_speed_arguments, performance_from_args
@@ -18,20 +19,21 @@ HELP = "reconstruct a scan with a registered reconstructor (a trained network, t
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, default=None,
-                        help="model.pt, a run folder, or a training --output_dir (its newest run); needed by "
-                             "pinn and pinn+iterative")
-    parser.add_argument("--data_file", "--data-file", "--test_data_file", type=Path, required=True,
+    parser.add_argument("--model", "--model-file", "--model_file", type=Path, default=None,
+                        help="trained model file (model.pt), a run folder, or a training --output-dir (its newest "
+                             "run); needed by pinn and pinn+iterative")
+    parser.add_argument(*spellings("--data-file", "--test_data_file"), dest="data_file", type=Path, required=True,
                         help="scan to reconstruct (NPZ, or ptychodus diffraction HDF5, read in blocks as "
-                             "--memory_budget asks)")
-    parser.add_argument("--output_dir", "--output-dir", type=Path, required=True)
-    parser.add_argument("--inference_batch_size", "--inference-batch-size", type=int, default=256,
+                             "--memory-budget asks)")
+    parser.add_argument(*spellings("--output-dir"), dest="output_dir", type=Path, required=True,
+                        help="folder for reconstruction.npz, its pictures and reconstruction.json")
+    parser.add_argument(*spellings("--inference-batch-size"), dest="inference_batch_size", type=int, default=256,
                         help="groups per network pass (memory per pass grows with it)")
-    parser.add_argument("--accelerator", default="auto")
-    parser.add_argument("--ptychodus-dir", "--ptychodus_dir", type=Path, default=None,
+    parser.add_argument("--accelerator", default="auto", help="auto, cpu, cuda, cuda:1, gpu, mps, or a plugin's")
+    parser.add_argument(*spellings("--ptychodus-dir"), dest="ptychodus_dir", type=Path, default=None,
                         help="also write the result as ptychodus files (product.h5 with the reconstructed object, "
                              "diffraction.h5) into this folder")
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     add_reconstructor_arguments(parser)
     add_speed_arguments(parser)
     add_scale_arguments(parser)

@@ -12,11 +12,11 @@ from ..memory import MemoryBudget, parse_bytes, resolve_budget
 
 def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("large scans and torchrun (see docs/distributed.md)")
-    group.add_argument("--memory_budget", "--memory-budget", default="auto", metavar="SIZE",
+    group.add_argument("--memory-budget", "--memory_budget", dest="memory_budget", default="auto", metavar="SIZE",
                        help="host memory of each process for the scan's patterns and the reconstruction's state, "
                             "e.g. 2GiB or 500MB; patterns that do not fit are streamed from their HDF5 file in "
                             "blocks (default auto: half the free RAM, shared by the ranks of a node)")
-    group.add_argument("--collective_timeout", "--collective-timeout", type=float,
+    group.add_argument("--collective-timeout", "--collective_timeout", dest="collective_timeout", type=float,
                        default=DEFAULT_TIMEOUT.total_seconds(), metavar="SECONDS",
                        help="under torchrun, a rank waiting longer than this for the others stops the job with "
                             f"an error (default {DEFAULT_TIMEOUT.total_seconds():.0f})")

@@ -11,11 +11,15 @@ ptychodus is edited; ``ModelCore``, the GUI and batch mode all see the extended 
 Each library is loaded in isolation: an import error, a constructor that raises, a name containing
 ``_`` or clashing with a known library, or an iteration that fails is logged and that library skipped.
 This module imports ptychodus lazily and never lets an exception escape into ptychodus's plugin loader.
+Before patching it checks that ptychodus is a release it was written for (:data:`SUPPORTED_SERIES`) and
+that the wrapped ``__init__`` still takes the arguments it expects; otherwise it logs why and leaves
+ptychodus as it is, which then starts without our algorithms rather than not at all.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -26,6 +30,10 @@ from . import ENTRY_POINT_GROUP
 
 #: Attribute set on the wrapper so a second :func:`install` (plugin module + launcher) is a no-op.
 _MARK = "__ptychodus_entry_point_bridge__"
+#: ptychodus releases whose ``ProcessingCore`` the bridge was written against (major.minor).
+SUPPORTED_SERIES = ("1.7",)
+#: The leading parameters of ``ProcessingCore.__init__`` that :func:`_wrap` relies on.
+WRAPPED_PARAMETERS = ("self", "task_manager", "settings_registry", "product_api", "algorithm_libraries")
 
 _log = logging.getLogger(__name__)
 
@@ -100,6 +108,29 @@ def upstream_loads_entry_points() -> bool:
     return getattr(core, "RECONSTRUCTOR_LIBRARY_GROUP", None) == ENTRY_POINT_GROUP
 
 
+def incompatibility(version: str | None, init: Callable[..., None]) -> str | None:
+    """Why the bridge must not patch this ptychodus (None when it may): another release series, or an
+    ``__init__`` whose leading parameters are not :data:`WRAPPED_PARAMETERS`."""
+    series = ".".join((version or "").split(".")[:2])
+    if series not in SUPPORTED_SERIES:
+        return (f"ptychodus {version or '(unknown version)'} is not a release this bridge supports "
+                f"({', '.join(s + '.x' for s in SUPPORTED_SERIES)})")
+    try:
+        names = tuple(inspect.signature(init).parameters)[:len(WRAPPED_PARAMETERS)]
+    except (TypeError, ValueError) as error:
+        return f"ProcessingCore.__init__ cannot be inspected ({error})"
+    if names != WRAPPED_PARAMETERS:
+        return f"ProcessingCore.__init__ takes ({', '.join(names)}), not ({', '.join(WRAPPED_PARAMETERS)})"
+    return None
+
+
+def _ptychodus_version() -> str | None:
+    try:
+        return metadata.version("ptychodus")
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def install() -> bool:
     """Patch ``ProcessingCore.__init__``; True if the bridge is active (now or already), False if not."""
     try:
@@ -109,6 +140,11 @@ def install() -> bool:
         return False
     if getattr(ProcessingCore.__init__, _MARK, False) or upstream_loads_entry_points():
         return True
+    problem = incompatibility(_ptychodus_version(), ProcessingCore.__init__)
+    if problem is not None:
+        _log.error("ptychodus-torch algorithms not added (ptychodus starts without them): %s; install "
+                   "ptychodus-torch-plugin[ptychodus] for a supported release", problem)
+        return False
     ProcessingCore.__init__ = _wrap(ProcessingCore.__init__)  # type: ignore[method-assign]
     return True
 

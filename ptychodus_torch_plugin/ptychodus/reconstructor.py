@@ -101,28 +101,45 @@ class _Worker(Generic[T]):
 
 def _reconstruct(host: PluginHost, settings: TorchSettings, reconstructor: str, parameters: ReconstructInput,
                  goal: int, model: Any = None, initial_object: Any = None) -> Iterator[ReconstructOutput]:
-    """Run a registered reconstructor on ptychodus's input; one output per finished epoch (the input
-    product, with the progress), then the result at progress ``goal``."""
+    """Run a registered reconstructor on ptychodus's input. ptychodus saves every product yielded (batch
+    mode: one file each), so the current object is yielded only every ``snapshot_every`` epochs, then the
+    result at progress ``goal``."""
+    import numpy as np
+
     from ..reconstructors.run import run_reconstructor
 
     scan = input_to_scan(parameters)
     execution = settings.execution_config()
+    run = settings.run_config()
     device = host.resolve_device(execution.accelerator)
 
     def work(emit: Callable[[Any], None]) -> Reconstruction:
+        def progress(event: Any) -> None:
+            """On the worker thread: the object is a live view, so a snapshot is copied here."""
+            if isinstance(event, ProgressEvent) and event.unit == "epoch" and event.object is not None \
+                    and snapshot_due(event.done, event.total, run.snapshot_every):
+                emit((event.done, event.object.detach().to("cpu", copy=True).numpy()))
+
         request = ReconstructRequest(scan=scan, device=device, model=model, initial_object=initial_object,
                                      iterative=settings.iterative_config(),
-                                     inference_batch_size=settings.inference_batch_size.get_value(),
-                                     performance=execution.performance, progress=emit)
+                                     inference_batch_size=run.inference_batch_size,
+                                     performance=execution.performance, progress=progress)
         return run_reconstructor(host, reconstructor, request)
 
     worker: _Worker[Reconstruction] = _Worker(work, f"ptychodus-torch-{reconstructor}")
-    for event in worker:
-        if isinstance(event, ProgressEvent) and event.unit == "epoch":
-            yield ReconstructOutput(product=parameters.product, progress=event.done, status=0)
+    for done, snapshot in worker:
+        current = Reconstruction(object=snapshot, weights=np.ones(snapshot.shape, np.float32),
+                                 n_patterns=scan.n_patterns)
+        yield ReconstructOutput(product=reconstruction_to_product(current, parameters.product), progress=done,
+                                status=0)
     assert worker.result is not None
     yield ReconstructOutput(product=reconstruction_to_product(worker.result, parameters.product), progress=goal,
                             status=0)
+
+
+def snapshot_due(epoch: int, total: int, every: int) -> bool:
+    """Epoch ``epoch`` (1-based) is a snapshot: every ``every`` epochs, never the last (the result follows)."""
+    return every > 0 and epoch % every == 0 and epoch < total
 
 
 class TorchReconstructor(TrainableReconstructor):

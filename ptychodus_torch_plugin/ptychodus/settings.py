@@ -1,22 +1,47 @@
-"""Our settings as a ptychodus parameter group, mirroring the command line, and their translation into
-the package's config dataclasses.
+"""Our settings as a ptychodus parameter group, made from the settings' declarations (:mod:`..options`),
+and their translation into the package's config dataclasses.
 
 Why a ptychodus group: values then persist in ptychodus's INI settings file (section
 ``[PtychodusTorch]``) and are set in batch mode through ``settings.ini``, like every built-in library.
+Every declared field with a ptychodus name is in the group, under that name, with the dataclass's
+default; a new field appears here without a line of this module.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ptychodus.api.settings import SettingsRegistry
 
 from ..config import ExecutionConfig, ModelConfig, PerformanceConfig, TrainingConfig
 from ..errors import ConfigError
+from ..options import Declared, declared, setting
 from ..reconstructors.iterative.config import IterativeConfig
 
 #: Settings-file section holding every parameter below.
 GROUP_NAME = "PtychodusTorch"
+
+
+@dataclass(frozen=True)
+class PtychodusRunConfig:
+    """Settings that only a run inside ptychodus has."""
+
+    model_file: Path | None = setting(None, cli=False, help="model file to reconstruct with (unset: the one "
+                                                            "loaded or trained in ptychodus)")
+    inference_batch_size: int = setting(256, cli=False, minimum=1, help="groups per network pass")
+    snapshot_every: int = setting(10, cli=False, minimum=0,
+                                  help="hand ptychodus the current object every N epochs of an iterative "
+                                       "reconstruction (0: only the result); batch mode saves each as a "
+                                       "product file")
+    """ptychodus saves every product a reconstructor yields (``product.NNNNNN.h5`` in batch mode), so one
+    per epoch would write a file per epoch; pty-chi's backend likewise yields every few epochs."""
+
+
+#: The settings classes shown in the group, in the order of the settings file.
+SECTIONS: tuple[type, ...] = (ModelConfig, TrainingConfig, ExecutionConfig, PerformanceConfig, IterativeConfig,
+                              PtychodusRunConfig)
 
 
 def optional_path(value: Path) -> Path | None:
@@ -24,140 +49,101 @@ def optional_path(value: Path) -> Path | None:
     return None if str(value) in ("", ".") else Path(value)
 
 
-def parse_channels(text: str) -> tuple[int, ...] | None:
-    """Comma-separated widths, or ``auto`` (derived from N, :func:`~..config.default_channels`)."""
-    if text.strip().lower() == "auto":
-        return None
-    try:
-        channels = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
-    except ValueError as error:
-        raise ConfigError(f"[{GROUP_NAME}] channels must be comma-separated integers, got '{text}'") from error
-    if not channels:
-        raise ConfigError(f"[{GROUP_NAME}] channels must not be empty")
-    return channels
+@dataclass(frozen=True)
+class _Entry:
+    """One field's parameter in the group."""
+
+    item: Declared
+    parameter: Any
+
+    def value(self) -> Any:
+        """The parameter's value as the field's value; a bad text is a ConfigError naming the setting."""
+        item, raw = self.item, self.parameter.get_value()
+        if item.kind is Path:
+            return optional_path(raw)
+        if isinstance(raw, (bool, int, float)):  # a number or switch parameter (see _create)
+            return None if item.optional and raw == item.setting.unset else raw
+        text = str(raw).strip()
+        if not text:
+            return item.default
+        if item.setting.choices:
+            text = text.lower()
+        try:
+            return item.parse(text)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"[{GROUP_NAME}] {item.ptychodus_name}: {error}") from error
 
 
-def _channels_text(channels: tuple[int, ...] | None) -> str:
-    return "auto" if channels is None else ",".join(str(c) for c in channels)
+def _create(group: Any, name: str, item: Declared) -> Any:
+    """A ptychodus parameter of the field's kind: numbers and switches as such, anything else as text."""
+    minimum = item.setting.minimum
+    if item.kind is bool and not item.optional:
+        return group.create_boolean_parameter(name, bool(item.default))
+    if item.kind is int:
+        default = item.setting.unset if item.default is None else item.default
+        return group.create_integer_parameter(name, int(default), minimum=None if minimum is None else int(minimum))
+    if item.kind is float:
+        return group.create_real_parameter(name, float(item.default), minimum=minimum)
+    if item.kind is Path:
+        return group.create_path_parameter(name, Path() if item.default is None else Path(item.default))
+    return group.create_string_parameter(name, item.show(item.default))
 
 
 class TorchSettings:
-    """The ``[PtychodusTorch]`` parameter group; one instance is shared by all our reconstructors."""
+    """The ``[PtychodusTorch]`` parameter group; one instance is shared by all our reconstructors.
+
+    Each parameter is also an attribute under its settings-file name (``settings.max_epochs``)."""
 
     def __init__(self, registry: SettingsRegistry) -> None:
         group = registry.create_group(GROUP_NAME)
         self.group = group
-        # model (stored in the model file; used when training); defaults are ModelConfig's
-        model = ModelConfig()
-        training = TrainingConfig(train_data_file=Path(), output_dir=Path())
-        self.patch_size = group.create_integer_parameter("patch_size", 0, minimum=0)  # 0 = from the data
-        self.gridsize = group.create_integer_parameter("gridsize", model.gridsize, minimum=1)
-        self.channels = group.create_string_parameter("channels", _channels_text(model.channels))
-        self.loss = group.create_string_parameter("loss", model.loss)
-        self.probe_trainable = group.create_boolean_parameter("probe_trainable", model.probe_trainable)
-        self.scale_trainable = group.create_boolean_parameter("scale_trainable", model.scale_trainable)
-        self.object_support = group.create_string_parameter("object_support", model.object_support)
-        self.amplitude_max = group.create_real_parameter("amplitude_max", model.amplitude_max, minimum=0.0)
-        self.canvas_weights = group.create_string_parameter("canvas_weights", model.canvas_weights)
-        self.group_encoder = group.create_string_parameter("group_encoder", model.group_encoder)
-        self.normalization = group.create_string_parameter("normalization", model.normalization)
-        self.pool_last_stage = group.create_boolean_parameter("pool_last_stage", model.pool_last_stage)
-        # training
-        self.max_epochs = group.create_integer_parameter("max_epochs", training.max_epochs, minimum=1)
-        self.batch_size = group.create_integer_parameter("batch_size", training.batch_size, minimum=1)
-        self.learning_rate = group.create_real_parameter("learning_rate", training.learning_rate, minimum=0.0)
-        self.scheduler = group.create_string_parameter("scheduler", training.scheduler)
-        self.k_neighbours = group.create_integer_parameter("k_neighbours", training.k_neighbours, minimum=1)
-        self.group_selection = group.create_string_parameter("group_selection", training.group_selection)
-        self.n_images = group.create_integer_parameter("n_images", 0, minimum=0)  # 0 = one group per position
-        self.seed = group.create_integer_parameter("seed", training.seed, minimum=0)
-        self.deterministic = group.create_boolean_parameter("deterministic", training.deterministic)
-        self.image_every_n_epochs = group.create_integer_parameter("image_every_n_epochs",
-                                                                   training.image_every_n_epochs, minimum=0)
-        self.output_dir = group.create_path_parameter("output_dir", Path())
-        # execution
-        self.accelerator = group.create_string_parameter("accelerator", "auto")
-        self.logger = group.create_string_parameter("logger", "csv")
-        # inference
-        self.model_file = group.create_path_parameter("model_file", Path())
-        self.inference_batch_size = group.create_integer_parameter("inference_batch_size", 256, minimum=1)
-        # speed (docs/performance.md)
-        self.precision = group.create_string_parameter("precision", "auto")
-        self.compile = group.create_boolean_parameter("compile", False)
-        # iterative reconstructors (iterative, pinn+iterative); defaults are IterativeConfig's
-        iterative = IterativeConfig()
-        self.iterative_epochs = group.create_integer_parameter("iterative_epochs", iterative.epochs, minimum=1)
-        self.iterative_batch_size = group.create_integer_parameter("iterative_batch_size", iterative.batch_size,
-                                                                   minimum=1)
-        self.noise_model = group.create_string_parameter("noise_model", iterative.noise_model)
-        self.momentum = group.create_real_parameter("momentum", iterative.momentum, minimum=0.0)
-        self.damping = group.create_real_parameter("damping", iterative.damping, minimum=0.0)
-        # 0 = off (ptychodus has no optional integers)
-        self.refine_probe_from = group.create_integer_parameter("refine_probe_from", 0, minimum=0)
-        self.refine_positions_from = group.create_integer_parameter("refine_positions_from", 0, minimum=0)
-        self.tolerance = group.create_real_parameter("tolerance", iterative.tolerance, minimum=0.0)
+        self._entries: dict[type, dict[str, _Entry]] = {}
+        self._by_name: dict[str, Any] = {}
+        for cls in SECTIONS:
+            entries = self._entries.setdefault(cls, {})
+            for item in declared(cls):
+                name = item.ptychodus_name
+                if name is None:
+                    continue
+                if name in self._by_name:
+                    raise RuntimeError(f"two settings are named {name!r} in [{GROUP_NAME}]")
+                entries[item.name] = _Entry(item, _create(group, name, item))
+                self._by_name[name] = entries[item.name].parameter
+
+    def __getattr__(self, name: str) -> Any:
+        by_name = self.__dict__.get("_by_name", {})
+        if name in by_name:
+            return by_name[name]
+        raise AttributeError(name)
+
+    def _values(self, cls: type) -> dict[str, Any]:
+        return {name: entry.value() for name, entry in self._entries[cls].items()}
 
     def model_config(self, model_type: str) -> ModelConfig:
-        patch = self.patch_size.get_value()
-        return ModelConfig(
-            model_type=model_type,
-            patch_size=patch or None,
-            gridsize=self.gridsize.get_value(),
-            channels=parse_channels(self.channels.get_value()),
-            loss=self.loss.get_value().strip().lower(),
-            probe_trainable=self.probe_trainable.get_value(),
-            scale_trainable=self.scale_trainable.get_value(),
-            object_support=self.object_support.get_value().strip().lower(),
-            amplitude_max=self.amplitude_max.get_value(),
-            canvas_weights=self.canvas_weights.get_value().strip().lower(),
-            group_encoder=self.group_encoder.get_value().strip().lower(),
-            normalization=self.normalization.get_value().strip().lower(),
-            pool_last_stage=self.pool_last_stage.get_value(),
-        )
+        return ModelConfig(model_type=model_type, **self._values(ModelConfig))
 
     def training_config(self, model_type: str, train_data_file: Path, output_dir: Path) -> TrainingConfig:
         """``output_dir`` is ptychodus's output folder; the ``output_dir`` setting, when set, wins."""
-        n_images = self.n_images.get_value()
-        config = TrainingConfig(
-            train_data_file=Path(train_data_file),
-            output_dir=optional_path(self.output_dir.get_value()) or Path(output_dir),
-            n_images=n_images or None,
-            max_epochs=self.max_epochs.get_value(),
-            batch_size=self.batch_size.get_value(),
-            learning_rate=self.learning_rate.get_value(),
-            scheduler=self.scheduler.get_value().strip().lower(),
-            k_neighbours=self.k_neighbours.get_value(),
-            group_selection=self.group_selection.get_value().strip().lower(),
-            seed=self.seed.get_value(),
-            deterministic=self.deterministic.get_value(),
-            image_every_n_epochs=self.image_every_n_epochs.get_value(),
-            quiet=True,  # no progress bars inside ptychodus; progress goes through TrainOutput
-            model=self.model_config(model_type),
-        )
+        values = self._values(TrainingConfig)
+        values["output_dir"] = values.get("output_dir") or Path(output_dir)
+        config = TrainingConfig(train_data_file=Path(train_data_file), **values,
+                                quiet=True,  # no progress bars inside ptychodus; progress goes through TrainOutput
+                                model=self.model_config(model_type))
         config.validate()
         return config
 
     def execution_config(self) -> ExecutionConfig:
-        performance = PerformanceConfig(precision=self.precision.get_value().strip().lower() or "auto",
-                                        compile=self.compile.get_value())
+        performance = PerformanceConfig(**self._values(PerformanceConfig))
         performance.validate()
-        return ExecutionConfig(accelerator=self.accelerator.get_value().strip() or "auto",
-                               logger=self.logger.get_value().strip() or "csv",
-                               run_name="ptychodus", performance=performance)
+        return ExecutionConfig(**self._values(ExecutionConfig), run_name="ptychodus", performance=performance)
 
     def iterative_config(self) -> IterativeConfig:
-        config = IterativeConfig(
-            epochs=self.iterative_epochs.get_value(),
-            batch_size=self.iterative_batch_size.get_value(),
-            noise_model=self.noise_model.get_value().strip().lower(),
-            momentum=self.momentum.get_value(),
-            damping=self.damping.get_value(),
-            refine_probe_from=self.refine_probe_from.get_value() or None,
-            refine_positions_from=self.refine_positions_from.get_value() or None,
-            tolerance=self.tolerance.get_value(),
-        )
+        config = IterativeConfig(**self._values(IterativeConfig))
         config.validate()
         return config
 
+    def run_config(self) -> PtychodusRunConfig:
+        return PtychodusRunConfig(**self._values(PtychodusRunConfig))
+
     def model_file_path(self) -> Path | None:
-        return optional_path(self.model_file.get_value())
+        return self.run_config().model_file

@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write
-from ..config import ExecutionConfig, ModelConfig, TrainingConfig
+from ..config import ExecutionConfig, ModelConfig, TrainingConfig, run_record
 from ..data.load import load_scan
 from ..data.scan import ScanData
 from ..distributed import SINGLE_PROCESS, DistributedContext, StopConsensus, distributed_session
@@ -328,7 +328,7 @@ class Trainer:
         logger = self._create_logger(settings) if self.distributed.is_main else NullLogger()
         self.logger = GuardedLogger(logger, name=self.backend.name)
         self.logger.start()  # PtychodusTorchError propagates; any other start failure warns once, logs nothing
-        hyperparams = {**self.config.flat(), "accelerator": self.execution.accelerator, "device": str(self.device),
+        hyperparams = {**run_record(self.config, self.execution), "device": str(self.device),
                        "logger": self.backend.name, "intensity_scale": float(self.model.scale.detach()),
                        "performance": self.performance.describe(), "world_size": self.distributed.world_size}
         if not self.config.resume and self.distributed.is_main:

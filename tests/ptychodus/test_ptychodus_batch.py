@@ -52,3 +52,23 @@ def test_batch_train_then_reconstruct(batch_dir, broken_site, scan, tmp_path):
     rows = slice(int(scan.positions[:, 0].min()), int(scan.positions[:, 0].max()) + 1)
     cols = slice(int(scan.positions[:, 1].min()), int(scan.positions[:, 1].max()) + 1)
     assert np.std(np.abs(array[rows, cols])) > 1e-4, "the reconstructed object is constant"
+
+
+def test_batch_iterative_writes_a_snapshot_every_n_epochs_then_the_result(batch_dir, scan, tmp_path):
+    """12 epochs with snapshot_every = 5: products at epochs 5 and 10, then the result (3 files, not 12);
+    the snapshots hold the object as it was, so they differ from each other and from the result."""
+    recon_in = tmp_path / "recon_in"
+    shutil.copytree(batch_dir, recon_in)
+    settings = (recon_in / "settings.ini").read_text().replace("ptychodus-torch_pinn", "ptychodus-torch_iterative")
+    (recon_in / "settings.ini").write_text(settings + "iterative_epochs = 12\nsnapshot_every = 5\n")
+    out = tmp_path / "recon_out"
+    done = _ptychodus(["-b", "reconstruct", "-i", str(recon_in), "-o", str(out)], tmp_path)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    products = sorted(out.glob("product.*.h5"))
+    assert len(products) == 3, products
+    objects = []
+    for path in products:
+        with h5py.File(path) as h5:
+            objects.append(h5["object"][0])
+    assert all(np.all(np.isfinite(o)) for o in objects)
+    assert not np.allclose(objects[0], objects[1]) and not np.allclose(objects[1], objects[2])

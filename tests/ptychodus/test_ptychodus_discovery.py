@@ -118,3 +118,37 @@ def test_wheel_ships_the_bridge_module_into_ptychodus_plugins_only(tmp_path):
     entry_points = wheel.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "[ptychodus.reconstructor_libraries]" in entry_points
     assert "ptychodus-torch = ptychodus_torch_plugin.ptychodus.library:TorchReconstructorLibrary" in entry_points
+
+
+def test_bridge_refuses_another_release_or_signature_and_ptychodus_still_starts(tmp_path):
+    """In a fresh interpreter whose ptychodus claims to be 1.8: the bridge logs why it stays out, patches
+    nothing, and ptychodus builds its ModelCore with its own algorithms only."""
+    from ptychodus_torch_plugin.ptychodus.bridge import WRAPPED_PARAMETERS, incompatibility
+
+    def init(self, task_manager, settings_registry, product_api, algorithm_libraries):  # noqa: ANN001
+        pass
+
+    def moved(self, settings_registry, task_manager, product_api, algorithm_libraries):  # noqa: ANN001
+        pass
+
+    assert incompatibility("1.7.0", init) is None and incompatibility("1.7.3", init) is None
+    assert "1.8.0" in incompatibility("1.8.0", init) and "(unknown version)" in incompatibility(None, init)
+    assert "settings_registry, task_manager" in incompatibility("1.7.0", moved)
+    assert WRAPPED_PARAMETERS[0] == "self"
+    script = tmp_path / "future_ptychodus.py"
+    script.write_text(
+        "import logging\n"
+        "logging.basicConfig(level=logging.ERROR)\n"
+        "from ptychodus_torch_plugin.ptychodus import bridge\n"
+        "bridge._ptychodus_version = lambda: '1.8.0'\n"
+        "assert bridge.install() is False and not bridge.is_installed()\n"
+        "from ptychodus.model import ModelCore\n"
+        "if __name__ == '__main__':\n"
+        "    with ModelCore(None) as model:\n"
+        "        print('ALGORITHMS', sorted(model.workflow_api.available_reconstructors()))\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env=subprocess_env(), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(text for text in done.stdout.splitlines() if text.startswith("ALGORITHMS"))
+    assert "ptychodus-torch" not in line and "ptychodus 1.8.0 is not a release this bridge supports" in done.stderr
