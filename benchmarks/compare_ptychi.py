@@ -53,6 +53,10 @@ from ptychodus_torch_plugin.plugins import build_plugin_host  # noqa: E402
 from ptychodus_torch_plugin.reconstructors import ProgressEvent, ReconstructRequest  # noqa: E402
 from ptychodus_torch_plugin.reconstructors.iterative.config import IterativeConfig  # noqa: E402
 from ptychodus_torch_plugin.reconstructors.iterative.solver import IterativeSolver  # noqa: E402
+from ptychodus_torch_plugin.reconstructors.network_options import (  # noqa: E402
+    NetworkOptions,
+    NetworkThenIterativeOptions,
+)
 from ptychodus_torch_plugin.reconstructors.run import run_reconstructor  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,14 +199,15 @@ def compare(case: Case, args: argparse.Namespace, folder: Path) -> dict[str, Any
     iterative = IterativeConfig(epochs=args.epochs)
     curves: list[Curve] = []
     model_path, train_seconds = (None, None) if args.skip_pinn else trained_model(case, args, folder)
-    base = ReconstructRequest(scan=scan, device=device, iterative=iterative)
+    base = ReconstructRequest(scan=scan, device=device, options=iterative)
     runs: list[tuple[str, Callable[[], Curve]]] = [("iterative", lambda: run_ours("iterative", scan, mask, base, wanted))]
     if model_path is not None:
         model = load_model(model_path, build_plugin_host(load_entry_points=False))[0]
-        with_model = ReconstructRequest(scan=scan, device=device, iterative=iterative, model=model,
-                                        performance=performance_from_args(args))
-        runs += [("pinn", lambda: run_ours("pinn", scan, mask, with_model, wanted)),
-                 ("pinn+iterative", lambda: run_ours("pinn+iterative", scan, mask, with_model, wanted))]
+        network = ReconstructRequest(scan=scan, device=device, options=NetworkOptions(), model=model,
+                                     performance=performance_from_args(args))
+        seeded = replace(network, options=NetworkThenIterativeOptions(epochs=args.epochs))
+        runs += [("pinn", lambda: run_ours("pinn", scan, mask, network, wanted)),
+                 ("pinn+iterative", lambda: run_ours("pinn+iterative", scan, mask, seeded, wanted))]
     for method in ("lsqml", "epie"):
         runs.append((f"ptychi-{method}", lambda method=method: run_theirs(method, scan, mask, args.epochs,
                                                                           args.device, wanted)))

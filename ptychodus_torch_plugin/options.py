@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,46 @@ def declared(cls: type) -> Iterator[Declared]:
         else:
             default = None
         yield Declared(field.name, declaration, kind, optional, default)
+
+
+def make_options(cls: type, values: Mapping[str, Any], *, where: str) -> Any:
+    """An instance of the settings dataclass ``cls`` from ``values`` (field name -> value, or text to be
+    parsed as the field's type), then its ``validate()``. An unknown name or a text that does not parse
+    is a ConfigError naming ``where`` (e.g. "reconstructor 'epie'") and what it accepts."""
+    from .errors import ConfigError
+
+    items = {item.name: item for item in declared(cls)}
+    converted: dict[str, Any] = {}
+    for name, value in values.items():
+        key = name.replace("-", "_")
+        if key not in items:
+            accepted = ", ".join(items) or "no settings"
+            raise ConfigError(f"{where} has no setting '{name}'; it accepts: {accepted}")
+        item = items[key]
+        if isinstance(value, str) and item.kind is not str:
+            try:
+                value = item.parse(value) if value.strip() or not item.optional else None
+            except (TypeError, ValueError) as error:
+                raise ConfigError(f"{where}: {name}={value!r}: {error}") from error
+        converted[key] = value
+    instance = cls(**converted)
+    validate = getattr(instance, "validate", None)
+    if callable(validate):  # the class's own words first
+        validate()
+    for item in items.values():
+        value = getattr(instance, item.name)
+        if item.setting.choices and value is not None and value not in item.setting.choices:
+            raise ConfigError(f"{where}: {item.name}={value!r}: choose one of {', '.join(item.setting.choices)}")
+    return instance
+
+
+def describe_options(cls: type | None) -> list[dict[str, Any]]:
+    """Each declared setting as the ``plugins`` listing shows it."""
+    if cls is None:
+        return []
+    return [{"name": item.name, "flag": item.flag, "type": item.kind.__name__ + (" | None" if item.optional else ""),
+             "default": item.show(item.default) if item.default is not None else None,
+             "choices": list(item.setting.choices or ()), "help": item.setting.help} for item in declared(cls)]
 
 
 def values_from_record(cls: type, record: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -273,8 +273,14 @@ class PluginHost:
                 continue
             hooks = sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or [])
             plugins.append({**record.__dict__, "hooks": hooks, **registered.get(record.name, {})})
+        try:
+            settings = {item.backend.name: item.backend.describe()["options"]
+                        for item in self._registry("reconstructors").values()}
+        except PluginError:
+            settings = {}
         return {
             "plugins": plugins,
+            "reconstructor_settings": settings,
             "broken": [b.__dict__ for b in self.broken],
             "conflicts": conflicts,
         }

@@ -131,7 +131,7 @@ def test_installed_reconstructor_runs_through_the_command_and_recovers_the_objec
 
 def test_a_reconstructor_that_raises_is_named_in_one_error_line(plugin_site, small_scan, tmp_path):
     result = _run(plugin_site, ["-m", "ptychodus_torch_plugin", "reconstruct", "--reconstructor", "epie",
-                                "--option", "alpha=strong", "--data_file", str(small_scan),
+                                "--option", "alpha=5", "--data_file", str(small_scan),
                                 "--output_dir", str(tmp_path)], PTYCHODUS_TORCH_LOAD_PLUGINS="ptychodus-torch-epie")
     assert result.returncode == 2
     assert "reconstructor 'epie' (plugin 'epie') failed: ValueError" in result.stderr

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from .flags import spellings
-from .reconstructor_options import add_reconstructor_arguments, iterative_from_args
+from .reconstructor_options import add_reconstructor_arguments, options_for, plugin_host
 from .speed_options import add_speed_arguments, performance_from_args
 
 HELP = "run several reconstructors on one scan and show them side by side with their scores"
@@ -27,11 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reconstructor", dest="single_reconstructor", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--model", "--model-file", "--model_file", type=Path, default=None,
                         help="trained model for the network-based ones")
-    parser.add_argument(*spellings("--inference-batch-size"), dest="inference_batch_size", type=int, default=256,
-                        help="groups per network pass")
     parser.add_argument("--accelerator", default="auto", help="auto, cpu, cuda, cuda:1, gpu, mps, or a plugin's")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
-    add_reconstructor_arguments(parser, choose=False)
+    add_reconstructor_arguments(parser, plugin_host(), choose=False)
     add_speed_arguments(parser)
 
 
@@ -57,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     names = [name.strip() for name in (args.reconstructors or default).split(",") if name.strip()]
     for name in names:
         check_request(host, name, args.model is not None)
-    iterative = iterative_from_args(args)
+    options = {name: options_for(args, host, name, others=names) for name in names}
     device = host.resolve_device(args.accelerator)
     performance = performance_from_args(args)
     model = load_model(args.model, host)[0] if args.model is not None else None
@@ -69,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         bars = _ProgressBars(args.quiet)
         request = ReconstructRequest(scan=scan, device=device, model=model, initial_object=initial,
-                                     iterative=iterative, inference_batch_size=args.inference_batch_size,
-                                     performance=performance, options=dict(args.options), progress=bars)
+                                     performance=performance, options=options[name], progress=bars)
         started = time.perf_counter()
         try:
             recon = run_reconstructor(host, name, request)

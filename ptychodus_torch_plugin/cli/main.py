@@ -96,9 +96,9 @@ def run_standalone(prog: str, description: str, add_arguments: Callable[[argpars
     """One command as its own program (``python -m ptychodus_torch_plugin.train``, ...): its parser, then
     :func:`run_command`."""
     parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
-    add_arguments(parser)
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        add_arguments(parser)  # may build the plugin host, which refuses a broken plugin when strict
         apply_config(parser, sys.modules[run.__module__], argv)
     except PtychodusTorchError as error:
         print(f"ptychodus-torch: error: {error}", file=sys.stderr)
@@ -109,7 +109,7 @@ def run_standalone(prog: str, description: str, add_arguments: Callable[[argpars
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse_command_line(argv)
-    except PtychodusTorchError as error:  # an unreadable --config
+    except PtychodusTorchError as error:  # an unreadable --config, a broken plugin when strict
         print(f"ptychodus-torch: error: {error}", file=sys.stderr)
         return 2
     return run_command(args._run, args)

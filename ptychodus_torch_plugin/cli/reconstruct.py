@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .flags import spellings
-from .reconstructor_options import add_reconstructor_arguments, iterative_from_args
+from .reconstructor_options import add_reconstructor_arguments, options_for, plugin_host
 from .scale_options import add_scale_arguments, budget_from_args, timeout_from_args
 from .speed_options import add_speed_arguments, performance_from_args
 
@@ -27,14 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "--memory-budget asks)")
     parser.add_argument(*spellings("--output-dir"), dest="output_dir", type=Path, required=True,
                         help="folder for reconstruction.npz, its pictures and reconstruction.json")
-    parser.add_argument(*spellings("--inference-batch-size"), dest="inference_batch_size", type=int, default=256,
-                        help="groups per network pass (memory per pass grows with it)")
     parser.add_argument("--accelerator", default="auto", help="auto, cpu, cuda, cuda:1, gpu, mps, or a plugin's")
     parser.add_argument(*spellings("--ptychodus-dir"), dest="ptychodus_dir", type=Path, default=None,
                         help="also write the result as ptychodus files (product.h5 with the reconstructed object, "
                              "diffraction.h5) into this folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
-    add_reconstructor_arguments(parser)
+    add_reconstructor_arguments(parser, plugin_host())
     add_speed_arguments(parser)
     add_scale_arguments(parser)
 
@@ -42,10 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _validate(args: argparse.Namespace) -> None:
     """Refuse odd arguments before the model or the scan is loaded."""
     from ..config import check_output_dir
-    from ..errors import ConfigError
 
-    if args.inference_batch_size < 1:
-        raise ConfigError(f"--inference_batch_size must be at least 1, got {args.inference_batch_size}")
     check_output_dir(Path(args.output_dir))
     if args.ptychodus_dir is not None:
         check_output_dir(Path(args.ptychodus_dir))
@@ -105,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     host = build_plugin_host()
     name = args.reconstructor or default_reconstructor(args.model is not None)
     check_request(host, name, args.model is not None)  # unknown name / missing model: before loading anything
-    iterative = iterative_from_args(args)
+    options = options_for(args, host, name)
     device = host.resolve_device(args.accelerator)
     performance = performance_from_args(args)
     resolve(performance, device, "inference")  # refuse e.g. --cuda-graphs on a CPU before loading anything
@@ -118,9 +113,8 @@ def run(args: argparse.Namespace) -> int:
         # under torchrun each rank takes a share of the scan; rank 0 writes the results
         bars = _ProgressBars(args.quiet or not distributed.is_main)
         request = ReconstructRequest(scan=scan, device=distributed.device_for(device), model=model,
-                                     initial_object=initial, iterative=iterative,
-                                     inference_batch_size=args.inference_batch_size, performance=performance,
-                                     options=dict(args.options), progress=bars, distributed=distributed,
+                                     initial_object=initial, performance=performance,
+                                     options=options, progress=bars, distributed=distributed,
                                      memory_budget=budget)
         try:
             recon = run_reconstructor(host, name, request)

@@ -26,7 +26,6 @@ class TorchReconstructorLibrary(ReconstructorLibrary):
         # The package's root logger: ptychodus attaches its task-monitor handler and log-level control to
         # it, so messages from training, inference and data loading all reach ptychodus's log view.
         super().__init__("ptychodus_torch_plugin")
-        self.settings = TorchSettings(settings_registry)
         self._reconstructors: list[Reconstructor] = []
         try:
             from ..plugins import build_plugin_host
@@ -37,9 +36,14 @@ class TorchReconstructorLibrary(ReconstructorLibrary):
             reconstructors = host.reconstructors()
         except Exception as error:  # a broken plugin setup must not take ptychodus down
             self.get_logger().error("ptychodus-torch algorithms unavailable: %s: %s", type(error).__name__, error)
+            self.settings = TorchSettings(settings_registry)
             if is_developer_mode_enabled:
                 self._reconstructors = [NullReconstructor("pinn"), NullReconstructor("supervised")]
             return
+        # every reconstructor's options in the settings group, the built-ins' first
+        backends = sorted((entry.backend for entry in reconstructors.values()),
+                          key=lambda backend: backend.name not in ("iterative", "pinn", "pinn+iterative"))
+        self.settings = TorchSettings(settings_registry, backends)
         for key in sorted(model_types):
             self._reconstructors.append(TorchReconstructor(model_types[key].backend, self.settings, host))
         for key in sorted(set(reconstructors) - set(model_types)):

@@ -121,8 +121,7 @@ def _reconstruct(host: PluginHost, settings: TorchSettings, reconstructor: str, 
                 emit((event.done, event.object.detach().to("cpu", copy=True).numpy()))
 
         request = ReconstructRequest(scan=scan, device=device, model=model, initial_object=initial_object,
-                                     iterative=settings.iterative_config(),
-                                     inference_batch_size=run.inference_batch_size,
+                                     options=settings.reconstructor_options(reconstructor),
                                      performance=execution.performance, progress=progress)
         return run_reconstructor(host, reconstructor, request)
 
@@ -278,7 +277,12 @@ class ModelFreeReconstructor(Reconstructor):
         return self._name
 
     def get_progress_goal(self) -> int:
-        return self._settings.iterative_epochs.get_value()
+        """The reconstructor's ``epochs`` setting where it has one (the built-in solver's, or a plugin's)."""
+        try:
+            options = self._settings.reconstructor_options(self._name)
+        except ConfigError:
+            options = None
+        return int(getattr(options, "epochs", 1) or 1)
 
     def reconstruct(self, parameters: ReconstructInput) -> Iterator[ReconstructOutput]:
         import numpy as np

@@ -9,6 +9,7 @@ default; a new field appears here without a line of this module.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from ptychodus.api.settings import SettingsRegistry
 
 from ..config import ExecutionConfig, ModelConfig, PerformanceConfig, TrainingConfig
 from ..errors import ConfigError
-from ..options import Declared, declared, setting
+from ..options import Declared, declared, make_options, setting
 from ..reconstructors.iterative.config import IterativeConfig
 
 #: Settings-file section holding every parameter below.
@@ -30,7 +31,6 @@ class PtychodusRunConfig:
 
     model_file: Path | None = setting(None, cli=False, help="model file to reconstruct with (unset: the one "
                                                             "loaded or trained in ptychodus)")
-    inference_batch_size: int = setting(256, cli=False, minimum=1, help="groups per network pass")
     snapshot_every: int = setting(10, cli=False, minimum=0,
                                   help="hand ptychodus the current object every N epochs of an iterative "
                                        "reconstruction (0: only the result); batch mode saves each as a "
@@ -39,9 +39,9 @@ class PtychodusRunConfig:
     per epoch would write a file per epoch; pty-chi's backend likewise yields every few epochs."""
 
 
-#: The settings classes shown in the group, in the order of the settings file.
-SECTIONS: tuple[type, ...] = (ModelConfig, TrainingConfig, ExecutionConfig, PerformanceConfig, IterativeConfig,
-                              PtychodusRunConfig)
+#: The settings classes shown in the group, in the order of the settings file; each reconstructor's options
+#: class follows (the built-ins' first).
+SECTIONS: tuple[type, ...] = (ModelConfig, TrainingConfig, ExecutionConfig, PerformanceConfig, PtychodusRunConfig)
 
 
 def optional_path(value: Path) -> Path | None:
@@ -92,32 +92,56 @@ def _create(group: Any, name: str, item: Declared) -> Any:
 class TorchSettings:
     """The ``[PtychodusTorch]`` parameter group; one instance is shared by all our reconstructors.
 
-    Each parameter is also an attribute under its settings-file name (``settings.max_epochs``)."""
+    Each parameter is also an attribute under its settings-file name (``settings.max_epochs``). Every
+    registered reconstructor's options are in the group too, under their declared names; a field that
+    another reconstructor already declared alike (same name and type) shares its parameter, and one that
+    clashes is prefixed with its reconstructor's name (``epie_epochs``)."""
 
-    def __init__(self, registry: SettingsRegistry) -> None:
+    def __init__(self, registry: SettingsRegistry, reconstructors: Iterable[Any] | None = None) -> None:
+        if reconstructors is None:
+            from ..reconstructors.builtin import BUILTIN_RECONSTRUCTORS
+
+            reconstructors = BUILTIN_RECONSTRUCTORS
         group = registry.create_group(GROUP_NAME)
         self.group = group
-        self._entries: dict[type, dict[str, _Entry]] = {}
-        self._by_name: dict[str, Any] = {}
+        self._entries: dict[Any, dict[str, _Entry]] = {}
+        self._by_name: dict[str, _Entry] = {}
+        self._options: dict[str, type] = {}
         for cls in SECTIONS:
-            entries = self._entries.setdefault(cls, {})
+            self._entries[cls] = {}
             for item in declared(cls):
+                if item.ptychodus_name is not None:
+                    self._entries[cls][item.name] = self._add(item.ptychodus_name, item)
+        for reconstructor in reconstructors:
+            if reconstructor.options is None:
+                continue
+            self._options[reconstructor.name] = reconstructor.options
+            entries = self._entries.setdefault(reconstructor.name, {})
+            for item in declared(reconstructor.options):
                 name = item.ptychodus_name
                 if name is None:
                     continue
-                if name in self._by_name:
-                    raise RuntimeError(f"two settings are named {name!r} in [{GROUP_NAME}]")
-                entries[item.name] = _Entry(item, _create(group, name, item))
-                self._by_name[name] = entries[item.name].parameter
+                known = self._by_name.get(name)
+                if known is not None and (known.item.kind, known.item.optional) != (item.kind, item.optional):
+                    name = f"{reconstructor.name}_{name}"
+                    known = self._by_name.get(name)
+                entries[item.name] = known if known is not None else self._add(name, item)
+
+    def _add(self, name: str, item: Declared) -> _Entry:
+        if name in self._by_name:
+            raise RuntimeError(f"two settings are named {name!r} in [{GROUP_NAME}]")
+        entry = _Entry(item, _create(self.group, name, item))
+        self._by_name[name] = entry
+        return entry
 
     def __getattr__(self, name: str) -> Any:
         by_name = self.__dict__.get("_by_name", {})
         if name in by_name:
-            return by_name[name]
+            return by_name[name].parameter
         raise AttributeError(name)
 
-    def _values(self, cls: type) -> dict[str, Any]:
-        return {name: entry.value() for name, entry in self._entries[cls].items()}
+    def _values(self, key: Any) -> dict[str, Any]:
+        return {name: entry.value() for name, entry in self._entries[key].items()}
 
     def model_config(self, model_type: str) -> ModelConfig:
         return ModelConfig(model_type=model_type, **self._values(ModelConfig))
@@ -137,10 +161,15 @@ class TorchSettings:
         performance.validate()
         return ExecutionConfig(**self._values(ExecutionConfig), run_name="ptychodus", performance=performance)
 
+    def reconstructor_options(self, name: str) -> Any:
+        """The options of reconstructor ``name`` as the settings hold them (validated); None for a
+        reconstructor that declares none."""
+        if name not in self._options:
+            return None
+        return make_options(self._options[name], self._values(name), where=f"[{GROUP_NAME}] reconstructor '{name}'")
+
     def iterative_config(self) -> IterativeConfig:
-        config = IterativeConfig(**self._values(IterativeConfig))
-        config.validate()
-        return config
+        return self.reconstructor_options("iterative")
 
     def run_config(self) -> PtychodusRunConfig:
         return PtychodusRunConfig(**self._values(PtychodusRunConfig))

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..config import PerformanceConfig
-from .iterative.config import IterativeConfig
 
 if TYPE_CHECKING:  # annotations only: importing this module must not import torch's heavier parts
     import torch
@@ -68,11 +67,11 @@ class ReconstructRequest:
     """A trained network (from a model file), for reconstructors that declare ``needs_model``."""
     initial_object: np.ndarray | None = None
     """Starting guess (H, W) on the scan's object grid; None = the reconstructor's own choice."""
-    iterative: IterativeConfig = field(default_factory=IterativeConfig)
-    inference_batch_size: int = 256
     performance: PerformanceConfig | None = None
-    options: Mapping[str, str] = field(default_factory=dict)
-    """Free-form ``KEY=VALUE`` settings for third-party reconstructors (``--option KEY=VALUE``)."""
+    options: Any = None
+    """The reconstructor's settings: an instance of its :attr:`Reconstructor.options` class (built by the
+    host from the flags, ``--option KEY=VALUE``, ptychodus's settings or its defaults); for a reconstructor
+    that declares no class, the ``--option`` texts as a mapping."""
     progress: ProgressCallback | None = None
     distributed: DistributedContext | None = None
     """Set under ``torchrun``: this process is one rank of the job; every rank is given the same request
@@ -96,6 +95,14 @@ class Reconstructor:
     description: str = ""
     needs_model: bool = False
     """True when it cannot work without a trained model (``--model``)."""
+    options: type | None = None
+    """A frozen dataclass of this reconstructor's settings, each field declared with
+    :func:`ptychodus_torch_plugin.options.setting` (default, help, choices). From it come the command line's
+    flags, ``--option KEY=VALUE``, the settings in ptychodus and the ``plugins`` listing; the run gets an
+    instance as ``request.options``. A ``validate()`` method, if any, is called before the run."""
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "needs_model": self.needs_model}
+        from ..options import describe_options
+
+        return {"name": self.name, "description": self.description, "needs_model": self.needs_model,
+                "options": describe_options(self.options)}

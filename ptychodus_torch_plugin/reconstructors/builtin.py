@@ -13,6 +13,8 @@ import time
 
 from .. import hookimpl
 from .base import ProgressEvent, Reconstruction, Reconstructor, ReconstructRequest
+from .iterative.config import IterativeConfig
+from .network_options import NetworkOptions, NetworkThenIterativeOptions
 
 
 def run_network(request: ReconstructRequest) -> Reconstruction:
@@ -23,7 +25,10 @@ def run_network(request: ReconstructRequest) -> Reconstruction:
     def progress(done: int, total: int) -> None:
         request.report(ProgressEvent(done, total, "pattern"))
 
-    return reconstruct_scan(request.model, request.scan, batch_size=request.inference_batch_size,  # type: ignore[arg-type]
+    options = NetworkOptions() if request.options is None else request.options
+    if not isinstance(options, NetworkOptions):
+        raise TypeError(f"the network takes NetworkOptions, not {type(options).__name__}")
+    return reconstruct_scan(request.model, request.scan, batch_size=options.inference_batch_size,  # type: ignore[arg-type]
                             device=request.device, performance=request.performance,
                             distributed=request.distributed or SINGLE_PROCESS, progress=progress)
 
@@ -56,14 +61,19 @@ def run_network_then_iterative(request: ReconstructRequest) -> Reconstruction:
     return replace(result, history=history)
 
 
+#: The built-ins, each with its options class, as the hook below registers them.
+BUILTIN_RECONSTRUCTORS: tuple[Reconstructor, ...] = (
+    Reconstructor("pinn", run_network, "trained network, one pass per pattern group (needs a model)",
+                  needs_model=True, options=NetworkOptions),
+    Reconstructor("iterative", run_iterative,
+                  "LSQ-ML-style iterative solver on the forward model (object, optionally probe and positions)",
+                  options=IterativeConfig),
+    Reconstructor("pinn+iterative", run_network_then_iterative,
+                  "the network's object as the starting guess, then iterative epochs (needs a model)",
+                  needs_model=True, options=NetworkThenIterativeOptions),
+)
+
+
 @hookimpl
 def ptychodus_torch_register_reconstructors() -> list[Reconstructor]:
-    return [
-        Reconstructor("pinn", run_network, "trained network, one pass per pattern group (needs a model)",
-                      needs_model=True),
-        Reconstructor("iterative", run_iterative,
-                      "LSQ-ML-style iterative solver on the forward model (object, optionally probe and positions)"),
-        Reconstructor("pinn+iterative", run_network_then_iterative,
-                      "the network's object as the starting guess, then iterative epochs (needs a model)",
-                      needs_model=True),
-    ]
+    return list(BUILTIN_RECONSTRUCTORS)

@@ -35,7 +35,7 @@ def main(folder: Path, out: Path) -> None:
         scan = load_scan(folder, stream=True)
         for name, settings in SETTINGS.items():
             read.clear()
-            request = ReconstructRequest(scan=scan, device=torch.device("cpu"), iterative=IterativeConfig(**settings),
+            request = ReconstructRequest(scan=scan, device=torch.device("cpu"), options=IterativeConfig(**settings),
                                          distributed=context)
             result = reconstruct_iterative(request)
             np.savez(out / f"{name}_rank{context.rank}.npz", object=result.object, weights=result.weights,

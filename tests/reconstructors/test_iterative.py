@@ -27,7 +27,7 @@ THRESHOLDS = {"amplitude_ssim": 0.7, "phase_ssim": 0.9, "amplitude_pearson": 0.9
 
 def _run(scan: ScanData, **settings) -> tuple:
     events = []
-    request = ReconstructRequest(scan=scan, device=CPU, iterative=IterativeConfig(**settings), progress=events.append)
+    request = ReconstructRequest(scan=scan, device=CPU, options=IterativeConfig(**settings), progress=events.append)
     return reconstruct_iterative(request), events
 
 

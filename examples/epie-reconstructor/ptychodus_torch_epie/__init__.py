@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from ptychodus_torch_plugin import hookimpl
+from ptychodus_torch_plugin.options import setting
 from ptychodus_torch_plugin.physics.scan_model import place_windows, shifted_probes
 from ptychodus_torch_plugin.reconstructors import (
     ProgressEvent,
@@ -15,10 +18,20 @@ from ptychodus_torch_plugin.reconstructors import (
 )
 
 
+@dataclass(frozen=True)
+class EpieOptions:
+    """Declared once: the command line (--epochs, --alpha, --option alpha=0.5), ptychodus's settings and
+    `ptychodus-torch plugins` are made from these fields."""
+
+    epochs: int = setting(10, minimum=1, help="passes over every pattern")
+    alpha: float = setting(1.0, minimum=0.0, help="ePIE's object step size")
+
+
 def run_epie(request: ReconstructRequest) -> Reconstruction:
-    scan, device = request.scan, request.device
-    epochs = int(request.options.get("epochs", "10"))
-    alpha = float(request.options.get("alpha", "1.0"))
+    scan, device, options = request.scan, request.device, request.options
+    epochs, alpha = options.epochs, options.alpha
+    if not 0 < alpha <= 2:
+        raise ValueError(f"alpha must be in (0, 2], got {alpha}")
     size, (height, width) = scan.patch_size, scan.object_shape
     start = torch.ones(height, width) if request.initial_object is None else torch.from_numpy(request.initial_object)
     obj = start.to(device, torch.complex64).reshape(-1).clone()
@@ -46,4 +59,4 @@ def run_epie(request: ReconstructRequest) -> Reconstruction:
 
 @hookimpl
 def ptychodus_torch_register_reconstructors() -> list[Reconstructor]:
-    return [Reconstructor("epie", run_epie, "ePIE, one pattern at a time (options: epochs, alpha)")]
+    return [Reconstructor("epie", run_epie, "ePIE, one pattern at a time", options=EpieOptions)]

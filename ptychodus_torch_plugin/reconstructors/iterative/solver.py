@@ -417,6 +417,9 @@ def reconstruct_iterative(request: ReconstructRequest, initial_object: np.ndarra
     """Run the iterative reconstructor as ``request`` asks, from ``initial_object`` (or the request's, or
     ones); under ``torchrun`` (``request.distributed``) as one rank of the job."""
     start = initial_object if initial_object is not None else request.initial_object
-    solver = IterativeSolver(request.scan, request.iterative, request.device, start, budget=request.memory_budget,
+    config = IterativeConfig() if request.options is None else request.options
+    if not isinstance(config, IterativeConfig):
+        raise TypeError(f"the iterative solver takes IterativeConfig options, not {type(config).__name__}")
+    solver = IterativeSolver(request.scan, config, request.device, start, budget=request.memory_budget,
                              distributed=request.distributed or SINGLE_PROCESS)
     return solver.run(request)
