@@ -188,3 +188,15 @@ def test_reconstructor_settings_come_from_its_options_class_and_foreign_flags_ar
     with pytest.raises(ConfigError, match="reconstructor 'iterative' has no setting 'alpha'"):
         options_for(parse_command_line(["reconstruct", "--data-file", "s", "--output-dir", "o", "--option",
                                         "alpha=1"]), host, "iterative")
+
+
+def test_the_specification_s_settings_tables_are_the_declarations():
+    """The tables are made by scripts/settings_tables.py; rerun it with --write after changing a setting."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("settings_tables", ROOT / "scripts" / "settings_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.SPEC.read_text()
+    assert len(module.BLOCK.findall(text)) == len(module.CLASSES)
+    assert module.render(text) == text, "run: python scripts/settings_tables.py --write"

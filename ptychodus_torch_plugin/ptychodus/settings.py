@@ -18,25 +18,12 @@ from ptychodus.api.settings import SettingsRegistry
 
 from ..config import ExecutionConfig, ModelConfig, PerformanceConfig, TrainingConfig
 from ..errors import ConfigError
-from ..options import Declared, declared, make_options, setting
+from ..options import Declared, declared, make_options
 from ..reconstructors.iterative.config import IterativeConfig
+from .run_config import PtychodusRunConfig
 
 #: Settings-file section holding every parameter below.
 GROUP_NAME = "PtychodusTorch"
-
-
-@dataclass(frozen=True)
-class PtychodusRunConfig:
-    """Settings that only a run inside ptychodus has."""
-
-    model_file: Path | None = setting(None, cli=False, help="model file to reconstruct with (unset: the one "
-                                                            "loaded or trained in ptychodus)")
-    snapshot_every: int = setting(10, cli=False, minimum=0,
-                                  help="hand ptychodus the current object every N epochs of an iterative "
-                                       "reconstruction (0: only the result); batch mode saves each as a "
-                                       "product file")
-    """ptychodus saves every product a reconstructor yields (``product.NNNNNN.h5`` in batch mode), so one
-    per epoch would write a file per epoch; pty-chi's backend likewise yields every few epochs."""
 
 
 #: The settings classes shown in the group, in the order of the settings file; each reconstructor's options
