@@ -252,17 +252,6 @@ def dataset(args: argparse.Namespace) -> tuple[list[Path], Path]:
     return train_files, test
 
 
-def use_group_selection(selection: str) -> None:
-    """Reconstruct with the training's group selection: inference groups with ``group_neighbours``'s default
-    (``random``), so a ``compact`` variant is graded with compact groups by rebinding it here."""
-    import functools
-
-    from ptychodus_torch_plugin import inference
-    from ptychodus_torch_plugin.physics import grouping
-
-    inference.group_neighbours = functools.partial(grouping.group_neighbours, selection=selection)  # type: ignore
-
-
 def use_log_input(enabled: bool) -> None:
     """Variant ``loginput``: the network sees log(1 + a/s) instead of a/s (a: amplitudes, s: the model's
     input normaliser), which compresses a bright central spot against the weak high-angle speckle (the
@@ -334,7 +323,6 @@ def main() -> None:
             name = f"{args.case}{data_tag(args)}_N{args.patch_size}_{variant}_g{gridsize}_s{args.seed}"
             output = args.output_dir / name
             config = configs(variant, gridsize, args, train_files, test, output)
-            use_group_selection(config.group_selection)
             use_log_input("loginput" in variant.split("+"))
             start = time.perf_counter()
             result = train(config, ExecutionConfig(accelerator=args.device, logger="none"))

@@ -8,7 +8,7 @@ into one :class:`ConfigError` before any work starts.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,26 @@ def default_channels(patch_size: int) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
+class Grouping:
+    """How a scan's positions are grouped for the network, as one thing: the group size, the neighbours a
+    group is drawn from, how its members are chosen, and the seed. Stored in the model file (through
+    :class:`ModelConfig`), so inference groups exactly as training did."""
+
+    gridsize: int = 1
+    k_neighbours: int = 7
+    selection: str = "random"
+    seed: int = 0
+
+    def groups(self, positions: Any, n_groups: int | None = None, *, seed_offset: int = 0) -> Any:
+        """Index groups (G, gridsize**2) of ``positions`` (:func:`~.physics.grouping.group_neighbours`), an
+        int64 array; ``seed_offset`` gives each of several scans its own draw."""
+        from .physics.grouping import group_neighbours
+
+        return group_neighbours(positions, self.gridsize, n_groups, self.seed + seed_offset,
+                                k_neighbours=self.k_neighbours, selection=self.selection)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to rebuild a network; stored inside every model file."""
 
@@ -95,6 +115,19 @@ class ModelConfig:
                                      help="pattern size N (default: from the data)")
     """N; ``None`` = take it from the training data."""
     gridsize: int = setting(1, parse=positive_int, minimum=1, help="groups of gridsize² neighbouring patterns")
+    k_neighbours: int = setting(7, parse=positive_int, minimum=1,
+                                help="gridsize > 1: each group is a position and gridsize²-1 of its K nearest "
+                                     "neighbours")
+    group_selection: str = setting("random", choices=GROUP_SELECTIONS,
+                                   help="gridsize > 1: members drawn at random from the K nearest neighbours, or "
+                                        "the most compact group (2x2 squares on a raster)")
+    """gridsize > 1: members drawn at ``random`` from the K nearest neighbours, or the ``compact`` choice
+    (smallest spread: 2x2 squares on a raster); see ``physics.grouping.group_neighbours``."""
+    group_seed: int | None = setting(None, unset=-1, minimum=-1,
+                                     help="seed of the group draw (default: the training --seed; in ptychodus "
+                                          "-1 = the training seed)")
+    """Stored resolved: :class:`TrainingConfig` fills in its ``seed``, so a model file names the seed its
+    groups were drawn with and inference draws the same way."""
     channels: tuple[int, ...] | None = setting(
         None, parse=parse_channels, show=show_channels, metavar="WIDTHS",
         help="encoder widths, comma-separated, or auto: 16,32,... with one stage per halving of N down to 4x4 "
@@ -186,6 +219,11 @@ class ModelConfig:
         """Patterns per group, C = gridsize²."""
         return self.gridsize**2
 
+    @property
+    def grouping(self) -> Grouping:
+        """The grouping of training and inference alike."""
+        return Grouping(self.gridsize, self.k_neighbours, self.group_selection, self.group_seed or 0)
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
         """Rebuild from a stored record. Settings the record lacks (files written before they existed)
@@ -198,9 +236,11 @@ class ModelConfig:
         return cls(**values)
 
 
-#: What a stored model configuration without these keys was built with.
+#: What a stored model configuration without these keys was built with (for the grouping keys: what
+#: inference used before they were stored).
 LEGACY_MODEL_VALUES: dict[str, Any] = {"object_support": "full", "amplitude_max": 2.0, "canvas_weights": "probe",
-                                       "group_encoder": "joint", "normalization": "none"}
+                                       "group_encoder": "joint", "normalization": "none", "k_neighbours": 7,
+                                       "group_selection": "random", "group_seed": 0}
 
 
 @dataclass(frozen=True)
@@ -237,14 +277,6 @@ class TrainingConfig:
                                                   help="stop after this many epochs without a better validation "
                                                        "loss (default: never; in ptychodus 0 = never)")
     """Stop after this many epochs without a better validation loss; ``None`` = never."""
-    k_neighbours: int = setting(7, parse=positive_int, minimum=1,
-                                help="gridsize > 1: each group is a position and gridsize²-1 of its K nearest "
-                                     "neighbours")
-    group_selection: str = setting("random", choices=GROUP_SELECTIONS,
-                                   help="gridsize > 1: members drawn at random from the K nearest neighbours, or "
-                                        "the most compact group (2x2 squares on a raster)")
-    """gridsize > 1: members drawn at ``random`` from the K nearest neighbours, or the ``compact`` choice
-    (smallest spread: 2x2 squares on a raster); see ``physics.grouping.group_neighbours``."""
     seed: int = setting(0, minimum=0, help="seed of the weights, the groups and the batch order")
     deterministic: bool = setting(False, help="seed everything and use deterministic algorithms (bit-identical "
                                               "CPU runs)")
@@ -264,6 +296,8 @@ class TrainingConfig:
             object.__setattr__(self, "train_data_file", paths[0] if len(paths) == 1 else paths)
         elif isinstance(files, str):
             object.__setattr__(self, "train_data_file", Path(files))
+        if self.model.group_seed is None:  # the groups are drawn with the training seed unless told otherwise
+            object.__setattr__(self, "model", replace(self.model, group_seed=self.seed))
 
     @property
     def train_data_files(self) -> tuple[Path, ...]:
@@ -290,14 +324,14 @@ class TrainingConfig:
             (self.warmup_epochs >= 0, f"--warmup_epochs must be >= 0, got {self.warmup_epochs}"),
             (0 < self.lr_gamma <= 1, f"--lr_gamma must be in (0, 1], got {self.lr_gamma}"),
             (self.num_workers >= 0, f"--num-workers must be >= 0, got {self.num_workers}"),
-            (self.k_neighbours >= self.model.n_channels - 1,
+            (self.model.k_neighbours >= self.model.n_channels - 1,
              f"--gridsize {self.model.gridsize} needs groups of {self.model.n_channels} positions, but each group "
-             f"is drawn from a position's {self.k_neighbours} nearest neighbours (k_neighbours); use a smaller "
-             f"gridsize or k_neighbours >= {self.model.n_channels - 1}"),
+             f"is drawn from a position's {self.model.k_neighbours} nearest neighbours (k_neighbours); use a "
+             f"smaller gridsize or k_neighbours >= {self.model.n_channels - 1}"),
             (self.early_stopping_patience is None or self.early_stopping_patience >= 1,
              "--early_stopping_patience must be at least 1"),
-            (self.group_selection in GROUP_SELECTIONS,
-             f"unknown group selection '{self.group_selection}'; choose one of {', '.join(GROUP_SELECTIONS)}"),
+            (self.model.group_selection in GROUP_SELECTIONS,
+             f"unknown group selection '{self.model.group_selection}'; choose one of {', '.join(GROUP_SELECTIONS)}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import cast
 
 import numpy as np
 import torch
 from torch import nn
 
+from .config import Grouping
 from .data.patterns import PatternStack
 from .data.prefetch import Prefetcher
 from .data.scan import ScanData
@@ -39,7 +41,7 @@ from .errors import ConfigError
 from .models.base import TrainableModel
 from .performance import PerformanceConfig, inference_forward, resolve
 from .physics import ObjectAccumulator
-from .physics.grouping import group_neighbours, order_by_angle
+from .physics.grouping import order_by_angle
 from .physics.scale import intensity_scale, scale_from_mean_total
 from .reconstructors.base import Reconstruction
 
@@ -119,6 +121,14 @@ def patterns_are_independent(model: TrainableModel) -> bool:
     return model.config.gridsize == 1 or model.config.group_encoder == "shared"
 
 
+def model_grouping(model: TrainableModel) -> Grouping:
+    """The grouping a model was trained with (a model type without a :class:`ModelConfig`: its gridsize,
+    drawn as by default)."""
+    config = getattr(model, "config", None)
+    grouping = getattr(config, "grouping", None)
+    return grouping if isinstance(grouping, Grouping) else Grouping(int(getattr(config, "gridsize", 1)))
+
+
 @torch.no_grad()
 def reconstruct_scan(
     model: TrainableModel,
@@ -126,8 +136,6 @@ def reconstruct_scan(
     *,
     batch_size: int = 256,
     device: torch.device | None = None,
-    k_neighbours: int = 7,
-    seed: int = 0,
     performance: PerformanceConfig | None = None,
     distributed: DistributedContext = SINGLE_PROCESS,
     progress: Callable[[int, int], None] | None = None,
@@ -137,7 +145,8 @@ def reconstruct_scan(
     ``progress(done, total)`` is called after each chunk with the patterns (groups x gridsize², or one per
     position when :func:`patterns_are_independent`) passed through the network so far (this rank's share
     under torchrun). With ``distributed`` enabled every rank must call this with the same scan and model;
-    each stitches its share and every rank returns the whole object.
+    each stitches its share and every rank returns the whole object. The positions are grouped as the
+    model was trained (its stored :attr:`~.config.ModelConfig.grouping`).
     """
     if batch_size < 1:
         raise ConfigError(f"--inference_batch_size must be at least 1, got {batch_size}")
@@ -148,8 +157,8 @@ def reconstruct_scan(
     size = scan.patch_size
     check_memory(tuple(scan.object_shape), size, gridsize, min(batch_size, scan.n_patterns), device)
     model = model.to(device).eval()
-    groups = torch.from_numpy(order_by_angle(
-        scan.positions, group_neighbours(scan.positions, gridsize, None, seed, k_neighbours=k_neighbours)))
+    grouping = replace(model_grouping(model), gridsize=gridsize)
+    groups = torch.from_numpy(order_by_angle(scan.positions, grouping.groups(scan.positions)))
     if distributed.enabled:  # a contiguous share keeps each rank's patches local on the object
         groups = groups.tensor_split(distributed.world_size)[distributed.rank]
     # The scan is never rescaled on the host: each chunk is scaled on the device, and the scan's intensity

@@ -151,7 +151,8 @@ class Trainer:
         if self.test_scan is not None:
             self._check_data(self.test_scan, "test")
         with_truth = self.model_type.needs_ground_truth
-        grouping = dict(seed=config.seed, k_neighbours=config.k_neighbours, selection=config.group_selection,
+        drawn = config.model.grouping  # stored in the model file: inference groups the same way
+        grouping = dict(seed=drawn.seed, k_neighbours=drawn.k_neighbours, selection=drawn.selection,
                         distributed=distributed)
         # Every scan (training and validation) is normalised by its own intensity scale, as inference does;
         # the first training scan's is the model's reference.
@@ -446,8 +447,7 @@ class Trainer:
         # One pass over a validation-sized scan: compiling or graph-capturing it would cost more than it saves.
         performance = replace(self.execution.performance, compile=False, cuda_graphs=False)
         return reconstruct_scan(self.model, self._evaluation_scan(), batch_size=max(64, self.config.batch_size),
-                                device=self.device, k_neighbours=self.config.k_neighbours, seed=self.config.seed,
-                                performance=performance)
+                                device=self.device, performance=performance)
 
     def _log_pictures(self, epoch: int) -> None:
         recon = self._reconstruct()
