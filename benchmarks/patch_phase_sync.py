@@ -33,8 +33,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_ptychi import CASES, illumination  # noqa: E402
+from compare_ptychi import illumination  # noqa: E402
 
+from ptychodus_torch_plugin.data.simulate.presets import CASES  # noqa: E402
 from ptychodus_torch_plugin.evaluation import evaluate, region_mask  # noqa: E402
 from ptychodus_torch_plugin.models.model_file import load_model  # noqa: E402
 from ptychodus_torch_plugin.physics.scale import intensity_scale  # noqa: E402

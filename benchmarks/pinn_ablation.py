@@ -24,7 +24,7 @@ Cases (``--case``):
   encoder reconstructs this case at N = 32 (docs/findings.md QUALITY-004).
 - ``images``: pictures (``SimulationConfig(object_kind="image")``), zone-plate probe, spiral scan, 1e6
   photons; the test sample is the default pair ("camera", "astronaut"), the training samples are *other*
-  picture pairs (:data:`TRAIN_PICTURES`).
+  picture pairs (:data:`~ptychodus_torch_plugin.data.simulate.presets.TRAIN_PICTURES`).
 
 A variant is a ``+``-joined list of changes (:data:`CHANGES`) applied to :data:`BASE`, the configuration
 before this study (QUALITY-001's run); ``default`` is the package's current defaults. Simulated scans are
@@ -41,24 +41,17 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from scipy import ndimage
 
 from ptychodus_torch_plugin.config import ExecutionConfig, ModelConfig, TrainingConfig
 from ptychodus_torch_plugin.data import save_npz
 from ptychodus_torch_plugin.data.scan import ScanData
-from ptychodus_torch_plugin.data.simulate.config import SimulationConfig
-from ptychodus_torch_plugin.data.simulate.objects import (
-    BUNDLED_IMAGES,
-    bundled_image,
-    to_transmission,
-    unit_range,
+from ptychodus_torch_plugin.data.simulate.presets import (
+    ablation_simulation,
+    simulate_paper_lines,
+    simulate_picture_crops,
 )
-from ptychodus_torch_plugin.data.simulate.probes import make_probe
-from ptychodus_torch_plugin.data.simulate.scans import make_trajectory, place_in_object, required_object_size
-from ptychodus_torch_plugin.data.simulate.simulate import noiseless_intensity, simulate
-from ptychodus_torch_plugin.models.pinn import PtychoModel
+from ptychodus_torch_plugin.data.simulate.simulate import simulate
 from ptychodus_torch_plugin.training.trainer import train
 
 #: The configuration before this study (QUALITY-001): the changes below are measured against it.
@@ -95,132 +88,22 @@ CHANGES: dict[str, dict[str, Any]] = {
     "nonorm": {"normalization": "none"},
     "lr3e-3": {"learning_rate": 3e-3},
     "pool8": {"pool_last_stage": False},
-    "loginput": {},  # handled in use_log_input(): an experiment, not a package option
+    "loginput": {"input_transform": "log"},
 }
 
-#: (amplitude, phase) pictures of the ``images`` case's training samples; the test sample is the default pair.
-TRAIN_PICTURES: tuple[tuple[str, str], ...] = (
-    ("coins", "moon"), ("brick", "grass"), ("text", "gravel"), ("page", "clock"),
-    ("coffee", "rocket"), ("horse", "cell"), ("chelsea", "immunohistochemistry"), ("moon", "coins"),
-)
-TEST_PICTURES = ("camera", "astronaut")
-#: Pictures that ``--picture-crops`` draws training objects from: every bundled one but the test pair.
-CROP_PICTURES = tuple(name for name in BUNDLED_IMAGES if name not in TEST_PICTURES)
-#: Each picture is first resized to this square (as ``bundled_image`` squeezes it), then windowed.
-BUNDLED_SIDE = (512, 512)
-
 MODEL_KEYS = {f.name for f in fields(ModelConfig)}
-#: The package's own forward, put back for every variant without ``loginput`` (see :func:`use_log_input`).
-_PACKAGE_FORWARD = PtychoModel.forward
-
-
-def paper_lines_object(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """PtychoPINN's simulated lines sample (see the module docstring): lines drawn on a canvas twice the
-    size at their density (400 lines on 784 x 784 pixels), blurred at 1, 5 and 10 px, centre crop."""
-    from skimage import draw
-
-    big = (2 * shape[0], 2 * shape[1])
-    canvas = np.zeros(big)
-    for _ in range(max(1, round(400 * big[0] * big[1] / 784**2))):
-        r0, r1 = rng.integers(0, big[0], 2)
-        c0, c1 = rng.integers(0, big[1], 2)
-        rows, cols = draw.line(int(r0), int(c0), int(r1), int(c1))
-        canvas[rows, cols] = 1.0
-    image = sum(w * ndimage.gaussian_filter(canvas, s) for w, s in ((1, 1), (2, 5), (5, 10)))
-    top, left = shape[0] // 2, shape[1] // 2
-    amplitude = image[top:top + shape[0], left:left + shape[1]]
-    amplitude = amplitude / amplitude.max()
-    phase = np.pi * np.tanh((amplitude - 0.5) / (3 * amplitude.mean()))
-    return (amplitude * np.exp(1j * phase)).astype(np.complex64)
-
-
-def simulate_paper_lines(patch_size: int, positions: int, seed: int, nphotons: float, step: float) -> ScanData:
-    """A scan of :func:`paper_lines_object` through this package's forward model (as ``simulate`` does)."""
-    object_rng, noise_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-    trajectory = make_trajectory("raster", positions, step)
-    shape = required_object_size(trajectory, patch_size, 0.0)
-    where = place_in_object(trajectory, shape, patch_size, 0.0, object_rng)
-    obj = paper_lines_object(shape, object_rng)
-    probe = make_probe("zoneplate", patch_size, patch_size / 5)
-    return counted_scan(obj, probe, where, nphotons, noise_rng,
-                        f"paper lines: N={patch_size}, {positions} positions, step {step}, seed {seed}, "
-                        f"{nphotons:g} photons")
-
-
-def counted_scan(obj: np.ndarray, probe: np.ndarray, where: np.ndarray, nphotons: float,
-                 noise_rng: np.random.Generator, source: str) -> ScanData:
-    """Poisson counts of ``obj`` under ``probe`` at ``where``, scaled to ``nphotons`` per pattern on average
-    (as ``simulate`` does), with the probe scaled to match."""
-    intensity = noiseless_intensity(obj, probe, where)
-    scale = nphotons / float(np.mean(np.sum(intensity, axis=(-2, -1))))
-    counts = noise_rng.poisson(intensity * scale).astype(np.float64)
-    return ScanData(amplitudes=np.sqrt(counts).astype(np.float32), probe=(probe * np.sqrt(scale)).astype(np.complex64),
-                    positions=where, object_truth=obj, scan_index=np.zeros(len(where), dtype=np.int64),
-                    source=source)
-
-
-def picture_crop(name: str, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """A random window (35-100 % of the picture's shorter side, anywhere in it) of a bundled picture, in a
-    random one of its eight orientations, resized to ``shape``, in [0, 1]: many distinct training objects
-    from a few pictures, at several feature scales."""
-    from skimage.transform import resize
-
-    picture = bundled_image(BUNDLED_SIDE, name)
-    side = int(round(rng.uniform(0.35, 1.0) * BUNDLED_SIDE[0]))
-    top, left = (int(rng.integers(0, BUNDLED_SIDE[0] - side + 1)) for _ in range(2))
-    window = np.rot90(picture[top:top + side, left:left + side], int(rng.integers(4)))
-    if rng.integers(2):
-        window = window[:, ::-1]
-    return unit_range(resize(window, shape, order=1, anti_aliasing=True))
-
-
-def simulate_picture_crops(config: SimulationConfig) -> ScanData:
-    """The ``images`` case's scan (same trajectory, probe and dose as ``config``) of an object whose amplitude
-    and phase are :func:`picture_crop` windows of two different :data:`CROP_PICTURES`."""
-    object_rng, scan_rng, noise_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(3))
-    trajectory = make_trajectory(config.scan_kind, config.n_positions, config.step)
-    shape = required_object_size(trajectory, config.patch_size, 0.0)
-    where = place_in_object(trajectory, shape, config.patch_size, 0.0, scan_rng)
-    names = object_rng.choice(len(CROP_PICTURES), size=2, replace=False)
-    obj = to_transmission(*(picture_crop(CROP_PICTURES[i], shape, object_rng) for i in names))
-    probe = make_probe(config.probe_kind, config.patch_size, config.probe_radius, edge_px=config.probe_edge_px,
-                       focus_radius_px=config.probe_focus_radius_px, central_stop=config.probe_central_stop)
-    return counted_scan(obj, probe, where, float(config.nphotons), noise_rng,
-                        f"picture crops of {CROP_PICTURES[names[0]]} / {CROP_PICTURES[names[1]]}, "
-                        f"seed {config.seed}, {config.n_positions} positions")
 
 
 def make_scan(args: argparse.Namespace, positions: int, index: int | None) -> ScanData:
     if args.picture_crops and index is not None:
-        return simulate_picture_crops(simulation(args.case, args.patch_size, positions, index, args.nphotons,
+        return simulate_picture_crops(ablation_simulation(args.case, args.patch_size, positions, index, args.nphotons,
                                                  args.step))
     if args.case == "paperlines":
         seed = 2 if index is None else 11 + index
         step = args.step if args.step else args.patch_size / 16
         return simulate_paper_lines(args.patch_size, positions, seed, args.nphotons or 1e9, step)
-    config = simulation(args.case, args.patch_size, positions, index, args.nphotons, args.step)
+    config = ablation_simulation(args.case, args.patch_size, positions, index, args.nphotons, args.step)
     return simulate(replace(config, probe_radius_px=args.probe_radius) if args.probe_radius else config)
-
-
-def simulation(case: str, patch_size: int, positions: int, index: int | None, nphotons: float | None,
-               step: float | None = None) -> SimulationConfig:
-    """Training object ``index`` (0, 1, ...) or, for None, the unseen test object."""
-    if case == "lines":
-        seed = 2 if index is None else 11 + index
-        return SimulationConfig(patch_size=patch_size, n_positions=positions, seed=seed, step_px=step,
-                                nphotons=1e5 if nphotons is None else nphotons)
-    if case == "disklines":
-        seed = 2 if index is None else 11 + index
-        return SimulationConfig(patch_size=patch_size, n_positions=positions, seed=seed, step_px=step,
-                                object_kind="lines", probe_kind="disk", scan_kind="raster",
-                                nphotons=1e6 if nphotons is None else nphotons)
-    if case == "images":
-        pictures = TEST_PICTURES if index is None else TRAIN_PICTURES[index % len(TRAIN_PICTURES)]
-        return SimulationConfig(object_kind="image", probe_kind="zoneplate", scan_kind="spiral",
-                                n_positions=positions, patch_size=patch_size,
-                                nphotons=1e6 if nphotons is None else nphotons, images=pictures,
-                                seed=3 if index is None else 21 + index, step_px=step)
-    raise SystemExit(f"unknown case {case!r}: lines, disklines, images or paperlines")
 
 
 def probe_tag(args: argparse.Namespace) -> str:
@@ -250,19 +133,6 @@ def dataset(args: argparse.Namespace) -> tuple[list[Path], Path]:
     if not test.is_file():
         save_npz(make_scan(args, args.test_positions, None), test)
     return train_files, test
-
-
-def use_log_input(enabled: bool) -> None:
-    """Variant ``loginput``: the network sees log(1 + a/s) instead of a/s (a: amplitudes, s: the model's
-    input normaliser), which compresses a bright central spot against the weak high-angle speckle (the
-    disk-probe lead, findings QUALITY-005). Wired here by rebinding ``PtychoModel.forward`` for this
-    process, in training and in the trainer's final reconstruction alike; model files do not record it,
-    so a network trained this way is only graded here."""
-
-    def log_input_forward(self: PtychoModel, amplitudes: torch.Tensor) -> torch.Tensor:
-        return self.generator(torch.log1p(amplitudes / self.scale))
-
-    PtychoModel.forward = log_input_forward if enabled else _PACKAGE_FORWARD  # type: ignore[method-assign]
 
 
 def configs(variant: str, gridsize: int, args: argparse.Namespace, train_files: list[Path], test: Path,
@@ -323,7 +193,6 @@ def main() -> None:
             name = f"{args.case}{data_tag(args)}_N{args.patch_size}_{variant}_g{gridsize}_s{args.seed}"
             output = args.output_dir / name
             config = configs(variant, gridsize, args, train_files, test, output)
-            use_log_input("loginput" in variant.split("+"))
             start = time.perf_counter()
             result = train(config, ExecutionConfig(accelerator=args.device, logger="none"))
             row = {"case": args.case, "N": args.patch_size, "gridsize": gridsize, "variant": variant,

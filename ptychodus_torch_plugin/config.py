@@ -22,6 +22,7 @@ CANVAS_WEIGHTS: tuple[str, ...] = ("probe", "uniform")
 GROUP_SELECTIONS: tuple[str, ...] = ("random", "compact")
 GROUP_ENCODERS: tuple[str, ...] = ("joint", "shared")
 NORMALIZATIONS: tuple[str, ...] = ("none", "group")
+INPUT_TRANSFORMS: tuple[str, ...] = ("linear", "log")
 MAX_CHANNELS = 4096
 """Widest encoder stage accepted; wider ones would not fit in memory at any useful N."""
 MAX_LEARNING_RATE = 1.0
@@ -160,6 +161,10 @@ class ModelConfig:
                                  help="after every convolution: nothing (none, as PtychoPINN) or GroupNorm (group)")
     """After every convolution: ``group`` (GroupNorm, each sample on its own, so a patch never depends on
     the rest of its batch) or ``none`` (PtychoPINN's, and this package's before QUALITY-005)."""
+    input_transform: str = setting("linear", choices=INPUT_TRANSFORMS,
+                                   help="what the network sees of the amplitudes a (s: the model's input scale): "
+                                        "a/s (linear) or log(1 + a/s) (log), which compresses a bright central "
+                                        "spot against weak high-angle speckle")
     pool_last_stage: bool = setting(True, help="pool after the last encoder stage too (a 4x4 map at N=64) or not "
                                                "(8x8, one decoder stage fewer)")
     """``False``: the last encoder stage keeps its resolution (no 2x pooling after it), so the decoders start
@@ -196,6 +201,9 @@ class ModelConfig:
         if self.group_encoder not in GROUP_ENCODERS:
             raise ConfigError(f"unknown group encoder '{self.group_encoder}'; choose one of "
                               f"{', '.join(GROUP_ENCODERS)}")
+        if self.input_transform not in INPUT_TRANSFORMS:
+            raise ConfigError(f"unknown input transform '{self.input_transform}'; choose one of "
+                              f"{', '.join(INPUT_TRANSFORMS)}")
         if self.normalization not in NORMALIZATIONS:
             raise ConfigError(f"unknown normalization '{self.normalization}'; choose one of {', '.join(NORMALIZATIONS)}")
         if not self.pool_last_stage and self.channels is not None and len(self.channels) < 2:

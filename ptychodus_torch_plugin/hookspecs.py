@@ -25,8 +25,8 @@ if TYPE_CHECKING:  # only for annotations: importing the package must stay light
     from .accelerators import Accelerator
     from .loggers.base import LoggerBackend, RunStatus
     from .models.base import ModelType
+    from .plugin_types import RunContext
     from .reconstructors.base import Reconstructor
-    from .training.context import RunContext
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 

@@ -23,7 +23,6 @@ mean total intensity it was trained on.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import cast
@@ -38,12 +37,13 @@ from .data.prefetch import Prefetcher
 from .data.scan import ScanData
 from .distributed import SINGLE_PROCESS, DistributedContext
 from .errors import ConfigError
+from .memory import available_memory, check_memory, keep_resident, memory_estimate  # noqa: F401 (re-exported)
 from .models.base import TrainableModel
 from .performance import PerformanceConfig, inference_forward, resolve
 from .physics import ObjectAccumulator
 from .physics.grouping import order_by_angle
 from .physics.scale import intensity_scale, scale_from_mean_total
-from .reconstructors.base import Reconstruction
+from .plugin_types import Reconstruction
 
 __all__ = ["Reconstruction", "reconstruct_scan"]
 
@@ -58,58 +58,6 @@ def check_compatible(model: TrainableModel, scan: ScanData) -> None:
     needed = model.config.n_channels
     if scan.n_patterns < needed:
         raise ConfigError(f"the model needs groups of {needed} positions but the scan has {scan.n_patterns}")
-
-
-GIB = 1024**3
-
-
-def available_memory(device: torch.device) -> int | None:
-    """Free bytes on ``device``: ``torch.cuda.mem_get_info`` on CUDA, available RAM on the CPU (``None`` when
-    the platform cannot tell, e.g. no ``SC_AVPHYS_PAGES``)."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    if device.type != "cpu":
-        return None
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def memory_estimate(object_shape: tuple[int, int], patch_size: int, gridsize: int, batch_size: int) -> tuple[int, int]:
-    """Bytes for (the object canvas, one chunk): the canvas is complex64 sums + float32 weights (+ the
-    result copy of each); a chunk holds its input amplitudes and patches, plus the network's activations
-    (allowance of 64 float32 maps per pattern)."""
-    h, w = (int(v) for v in object_shape)
-    canvas = h * w * (8 + 4) * 2
-    patterns = batch_size * gridsize**2
-    chunk = patterns * patch_size * patch_size * (4 + 8 + 64 * 4)
-    return canvas, chunk
-
-
-def check_memory(object_shape: tuple[int, int], patch_size: int, gridsize: int, batch_size: int,
-                 device: torch.device, available: int | None = None) -> None:
-    """Refuse, before anything is allocated, a reconstruction that would not fit on ``device``."""
-    available = available_memory(device) if available is None else available
-    if available is None:
-        return
-    canvas, chunk = memory_estimate(object_shape, patch_size, gridsize, batch_size)
-    if canvas + chunk > available:
-        h, w = object_shape
-        raise ConfigError(
-            f"reconstructing needs about {(canvas + chunk) / GIB:.2f} GiB for the object ({h} x {w} pixels: "
-            f"{canvas / GIB:.2f} GiB) and one chunk of {batch_size} groups ({chunk / GIB:.2f} GiB), but only "
-            f"{available / GIB:.2f} GiB is available on {device}; use a smaller --inference_batch_size, a "
-            "device with more memory, or split the scan"
-        )
-
-
-def keep_resident(amplitude_bytes: int, device: torch.device, available: int | None = None) -> bool:
-    """Hold the whole scan on ``device`` when it takes at most a quarter of the free memory there."""
-    if device.type == "cpu":
-        return True
-    available = available_memory(device) if available is None else available
-    return available is not None and amplitude_bytes <= available // 4
 
 
 def patterns_are_independent(model: TrainableModel) -> bool:

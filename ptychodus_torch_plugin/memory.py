@@ -13,8 +13,12 @@ import re
 import resource
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 KIB, MIB, GIB = 1024, 1024**2, 1024**3
 
@@ -124,3 +128,56 @@ def resolve_budget(requested: int | None, local_world_size: int | None = None) -
     if free is None:
         return MemoryBudget(4 * GIB, automatic=True)
     return MemoryBudget(max(int(free * AUTO_FRACTION / max(ranks, 1)), MIN_BUDGET), automatic=True)
+
+
+# -- a device's memory, for the network's reconstruction ------------------------------------------------
+
+def available_memory(device: torch.device) -> int | None:
+    """Free bytes on ``device``: ``torch.cuda.mem_get_info`` on CUDA, available RAM on the CPU (``None`` when
+    the platform cannot tell, e.g. no ``SC_AVPHYS_PAGES``)."""
+    if device.type == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_estimate(object_shape: tuple[int, int], patch_size: int, gridsize: int, batch_size: int) -> tuple[int, int]:
+    """Bytes for (the object canvas, one chunk): the canvas is complex64 sums + float32 weights (+ the
+    result copy of each); a chunk holds its input amplitudes and patches, plus the network's activations
+    (allowance of 64 float32 maps per pattern)."""
+    h, w = (int(v) for v in object_shape)
+    canvas = h * w * (8 + 4) * 2
+    patterns = batch_size * gridsize**2
+    chunk = patterns * patch_size * patch_size * (4 + 8 + 64 * 4)
+    return canvas, chunk
+
+
+def check_memory(object_shape: tuple[int, int], patch_size: int, gridsize: int, batch_size: int,
+                 device: torch.device, available: int | None = None) -> None:
+    """Refuse, before anything is allocated, a reconstruction that would not fit on ``device``."""
+    available = available_memory(device) if available is None else available
+    if available is None:
+        return
+    canvas, chunk = memory_estimate(object_shape, patch_size, gridsize, batch_size)
+    if canvas + chunk > available:
+        h, w = object_shape
+        raise ConfigError(
+            f"reconstructing needs about {(canvas + chunk) / GIB:.2f} GiB for the object ({h} x {w} pixels: "
+            f"{canvas / GIB:.2f} GiB) and one chunk of {batch_size} groups ({chunk / GIB:.2f} GiB), but only "
+            f"{available / GIB:.2f} GiB is available on {device}; use a smaller --inference_batch_size, a "
+            "device with more memory, or split the scan"
+        )
+
+
+def keep_resident(amplitude_bytes: int, device: torch.device, available: int | None = None) -> bool:
+    """Hold the whole scan on ``device`` when it takes at most a quarter of the free memory there."""
+    if device.type == "cpu":
+        return True
+    available = available_memory(device) if available is None else available
+    return available is not None and amplitude_bytes <= available // 4

@@ -30,8 +30,8 @@ if TYPE_CHECKING:  # annotations only: building the host must not import torch-h
     from .accelerators import Accelerator
     from .loggers.base import LoggerBackend, RunStatus
     from .models.base import ModelType
+    from .plugin_types import RunContext
     from .reconstructors.base import Reconstructor
-    from .training.context import RunContext
 
 ENTRY_POINT_GROUP = "ptychodus_torch"
 LOAD_PLUGINS_ENV = "PTYCHODUS_TORCH_LOAD_PLUGINS"

@@ -16,7 +16,7 @@ import numpy as np
 from .atomic import atomic_write
 from .data.scan import ScanData
 from .evaluation import evaluate, region_mask
-from .reconstructors.base import Reconstruction
+from .plugin_types import Reconstruction
 
 #: Largest side of the region scored against the truth. Scoring works in float64 on the whole region (many
 #: arrays of it at once: registration, SSIM filters; measured 262 MiB for a 1024 x 1024 region, 879 MiB for

@@ -286,3 +286,16 @@ def test_inference_stitches_decoded_patches_without_ringing_at_half_pixel_positi
     result = inference.reconstruct_scan(model, scan, batch_size=16, device=torch.device("cpu"))
     inside = result.weights > 0.5 * result.weights.max()
     assert np.abs(result.object[inside] - 0.9 * np.exp(0.4j)).max() < 1e-5
+
+
+def test_log_input_transform_is_a_stored_setting_the_network_sees():
+    """``input_transform`` log: the generator receives log(1 + a/s); linear (the default, and what model
+    files without the key were trained with) a/s."""
+    seen = []
+    for transform in ("linear", "log"):
+        model = PtychoModel(ModelConfig(patch_size=32, channels=(8, 16, 32), input_transform=transform), _probe(32), 2.0)
+        model.generator.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+        model(torch.full((1, 1, 32, 32), 6.0))
+    assert torch.allclose(seen[0], torch.full((1, 1, 32, 32), 3.0))
+    assert torch.allclose(seen[1], torch.log1p(torch.full((1, 1, 32, 32), 3.0)))
+    assert ModelConfig.from_dict({"patch_size": 32}).input_transform == "linear"

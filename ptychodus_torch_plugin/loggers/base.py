@@ -9,8 +9,6 @@ receives the run's events in this order: ``start``, ``log_hyperparams``, any num
 from __future__ import annotations
 
 import abc
-import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +16,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..run_folders import RUNS_FOLDER, allocate_run_dir, latest_run_dir  # noqa: F401 (re-exported)
+
 RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
 
-#: Folder under ``output_dir`` that holds one ``version_<N>`` folder per run (PyTorch Lightning's layout).
-RUNS_FOLDER = "lightning_logs"
 
 
 @dataclass(frozen=True)
@@ -80,34 +78,3 @@ class LoggerBackend:
     """Build the logger. Raise :class:`~ptychodus_torch_plugin.errors.MissingExtraError` when an optional
     package is missing, so the run fails at start-up with a message naming the extra."""
     description: str = ""
-
-
-_VERSION_PATTERN = re.compile(r"^version_(\d+)$")
-
-
-def allocate_run_dir(output_dir: Path) -> Path:
-    """Create and return the next free ``<output_dir>/lightning_logs/version_<N>`` folder.
-
-    ``os.mkdir`` either creates the folder or fails, so two runs started at once on the same output
-    directory can never receive the same version; earlier versions are never touched.
-    """
-    runs = Path(output_dir) / RUNS_FOLDER
-    runs.mkdir(parents=True, exist_ok=True)
-    taken = [int(m.group(1)) for p in runs.iterdir() if (m := _VERSION_PATTERN.match(p.name))]
-    version = max(taken, default=-1) + 1
-    while True:
-        candidate = runs / f"version_{version}"
-        try:
-            os.mkdir(candidate)
-            return candidate
-        except FileExistsError:
-            version += 1
-
-
-def latest_run_dir(output_dir: Path) -> Path | None:
-    """The highest existing ``version_<N>`` folder, used by ``--resume``; ``None`` when there is none."""
-    runs = Path(output_dir) / RUNS_FOLDER
-    if not runs.is_dir():
-        return None
-    found = [(int(m.group(1)), p) for p in runs.iterdir() if (m := _VERSION_PATTERN.match(p.name))]
-    return max(found)[1] if found else None

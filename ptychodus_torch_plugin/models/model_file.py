@@ -60,7 +60,7 @@ def save_model(model: nn.Module, config: ModelConfig, path: Path, extra: Mapping
 
 def resolve_model_path(path: Path) -> Path:
     """Accept the model file itself, a run folder, or an ``--output_dir`` (its newest run's model)."""
-    from ..loggers.base import latest_run_dir
+    from ..run_folders import latest_run_dir
 
     path = Path(path)
     if path.is_dir():

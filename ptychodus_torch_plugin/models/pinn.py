@@ -119,7 +119,10 @@ class PtychoModel(nn.Module):
         return torch.ones((), device=self.log_scale.device)
 
     def forward(self, amplitudes: Tensor) -> Tensor:
-        return self.generator(amplitudes / self.scale)
+        scaled = amplitudes / self.scale
+        if self.config.input_transform == "log":
+            scaled = torch.log1p(scaled)
+        return self.generator(scaled)
 
     def illumination(self) -> Tensor:
         """(N, N) probe intensity inside the decoded support: the weight of each patch pixel when

@@ -8,53 +8,22 @@ object, and where it refines them, the probe and the scan positions. It is regis
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..config import PerformanceConfig
+from ..plugin_types import ProgressCallback, ProgressEvent, Reconstruction
 
 if TYPE_CHECKING:  # annotations only: importing this module must not import torch's heavier parts
     import torch
-    from torch import Tensor, nn
+    from torch import nn
 
     from ..data.scan import ScanData
     from ..distributed import DistributedContext
     from ..memory import MemoryBudget
-
-
-@dataclass(frozen=True)
-class Reconstruction:
-    """A reconstructed object on the scan's object grid, and how well each pixel is determined."""
-
-    object: np.ndarray
-    """Complex (H, W) object on the scan's object grid."""
-    weights: np.ndarray
-    """(H, W) summed probe intensity: how well each pixel is determined (0 = not measured)."""
-    n_patterns: int
-    probe: np.ndarray | None = None
-    """The refined probe (modes, N, N), when the reconstructor refined it; else None."""
-    positions: np.ndarray | None = None
-    """The corrected positions (M, 2) = (row, col), when the reconstructor corrected them; else None."""
-    history: tuple[Mapping[str, float], ...] = ()
-    """One record per iteration (e.g. ``epoch``, ``loss``, ``elapsed_s``) for iterative reconstructors."""
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """``done`` of ``total`` units (``epoch`` or ``pattern``) finished, with that step's metrics."""
-
-    done: int
-    total: int
-    unit: str
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    object: Tensor | None = None
-    """The current estimate (H, W), a live view on the device: copy it to keep it."""
-
-
-ProgressCallback = Callable[[ProgressEvent], None]
 
 
 @dataclass(frozen=True)
@@ -106,3 +75,6 @@ class Reconstructor:
 
         return {"name": self.name, "description": self.description, "needs_model": self.needs_model,
                 "options": describe_options(self.options)}
+
+
+__all__ = ["ProgressCallback", "ProgressEvent", "ReconstructRequest", "Reconstruction", "Reconstructor"]

@@ -1,23 +1,7 @@
-"""What the trainer hands to trainer-event hooks."""
+"""What the trainer hands to trainer-event hooks (:class:`RunContext`, kept in :mod:`..plugin_types`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from ..plugin_types import RunContext
 
-
-@dataclass
-class RunContext:
-    """One training run, as seen by plugins.
-
-    ``hyperparams`` is the flattened configuration (the same values the logger records); plugins should
-    treat every field as read-only.
-    """
-
-    output_dir: Path
-    run_dir: Path
-    device: str
-    hyperparams: Mapping[str, Any] = field(default_factory=dict)
-    epoch: int = 0
+__all__ = ["RunContext"]

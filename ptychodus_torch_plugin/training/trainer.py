@@ -11,11 +11,8 @@ alone chooses the run folder, logs, checkpoints, fires plugin events and writes 
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,24 +22,21 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_write
-from ..config import ExecutionConfig, ModelConfig, TrainingConfig, run_record
+from ..config import ExecutionConfig, TrainingConfig, run_record
 from ..data.load import load_scan
 from ..data.scan import ScanData
 from ..distributed import SINGLE_PROCESS, DistributedContext, StopConsensus, distributed_session
 from ..errors import ConfigError, PtychodusTorchError
-from ..inference import Reconstruction, reconstruct_scan
-from ..loggers.base import LoggerSettings, MetricsLogger, RunStatus, allocate_run_dir, latest_run_dir
+from ..inference import reconstruct_scan
+from ..loggers.base import LoggerSettings, MetricsLogger, RunStatus
 from ..loggers.guard import GuardedLogger
 from ..loggers.null_logger import NullLogger
-from ..models.model_file import MODEL_FILE_NAME, plain, save_model
+from ..models.model_file import plain
 from ..performance import as_input, autocast, resolve
 from ..physics.canvas import group_canvas_size
-from ..pictures import save_loss_figure
+from ..plugin_types import Reconstruction, RunContext
 from ..plugins import PluginHost, build_plugin_host
-from ..results import write_results
 from .checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
-from .context import RunContext
 from .data import (
     PROBE_TOLERANCE,
     GroupedScan,
@@ -57,14 +51,11 @@ from .data import (
     shard_batches,
 )
 from .determinism import deterministic_algorithms, restore_rng_state, rng_state, seed_everything
+from .report import final_report, save_best_model
+from .run_folder import ResumeWarning, agree_on_run_dir, check_resumable, write_run_config  # noqa: F401
 from .schedules import build_scheduler, current_lr, step_scheduler
 from .step import TrainStep
 from .stopping import StopRequest
-
-
-class ResumeWarning(UserWarning):
-    """A setting given to ``--resume`` that the checkpoint overrides."""
-
 
 _log = logging.getLogger(__name__)
 
@@ -202,32 +193,12 @@ class Trainer:
     # -- run folder, resume -------------------------------------------------------------------------------
 
     def _prepare_run_dir(self) -> Path:
-        """Rank 0 allocates (or, with ``--resume``, finds) the run folder and tells the other ranks; every
-        rank restores the checkpoint. An error on rank 0 is raised on every rank, so none is left waiting."""
-        choice: tuple[str, str] = ("error", "")
-        if self.distributed.is_main:
-            try:
-                choice = ("ok", str(self._choose_run_dir()))
-            except ConfigError as exc:
-                choice = ("error", str(exc))
-        kind, value = self.distributed.broadcast(choice)
-        if kind == "error":
-            raise ConfigError(value)
-        run_dir = Path(value)
+        """The run folder every rank agrees on (:mod:`.run_folder`); with ``--resume`` every rank restores
+        the checkpoint."""
+        run_dir = agree_on_run_dir(self.distributed, Path(self.config.output_dir), self.config.resume)
         if self.config.resume:
             self._restore(load_checkpoint(checkpoint_path(run_dir, "last")))
         return run_dir
-
-    def _choose_run_dir(self) -> Path:
-        output_dir = Path(self.config.output_dir)
-        if not self.config.resume:
-            return allocate_run_dir(output_dir)
-        run_dir = latest_run_dir(output_dir)
-        last = checkpoint_path(run_dir, "last") if run_dir else None
-        if last is None or not last.is_file():
-            raise ConfigError(f"--resume: no checkpoint to resume from in {output_dir} "
-                              "(expected lightning_logs/version_<N>/checkpoints/last.pt)")
-        return run_dir  # type: ignore[return-value]
 
     @property
     def _events(self) -> PluginHost | None:
@@ -235,24 +206,10 @@ class Trainer:
         return self.host if self.distributed.is_main else None
 
     def _restore(self, state: dict[str, Any]) -> None:
-        stored = state.get("model_config")
-        try:  # a checkpoint written before a model setting existed holds that setting's legacy value
-            stored = plain(ModelConfig.from_dict(dict(stored)).__dict__)
-        except (TypeError, ValueError):
-            pass
-        if stored != self._model_config_record():
-            raise ConfigError("--resume: the checkpoint was made with a different model configuration "
-                              f"({state.get('model_config')}); use the same N, gridsize, model and loss")
+        check_resumable(state, self.config.model, self.config.learning_rate)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        resumed_rates = state["scheduler"].get("base_lrs") or []
-        if resumed_rates and not math.isclose(float(resumed_rates[0]), self.config.learning_rate, rel_tol=1e-9):
-            # The optimizer's state carries its own rate; a changed --learning_rate would otherwise vanish.
-            warnings.warn(f"--resume: the run goes on at the checkpoint's learning rate {float(resumed_rates[0]):g}; "
-                          f"--learning_rate {self.config.learning_rate:g} is not applied to a resumed run "
-                          "(a new run, without --resume, takes it)",
-                          ResumeWarning, stacklevel=2)
         progress = state["progress"]
         self.progress = _Progress(
             epoch=int(progress["epoch"]), step=int(progress["step"]), best_loss=float(progress["best_loss"]),
@@ -333,7 +290,7 @@ class Trainer:
                        "logger": self.backend.name, "intensity_scale": float(self.model.scale.detach()),
                        "performance": self.performance.describe(), "world_size": self.distributed.world_size}
         if not self.config.resume and self.distributed.is_main:
-            atomic_write(run_dir / "config.json", lambda f: f.write(json.dumps(hyperparams, indent=2).encode()))
+            write_run_config(run_dir, hyperparams)
         self.logger.log_hyperparams(hyperparams)
         context = RunContext(output_dir=Path(self.config.output_dir), run_dir=run_dir, device=str(self.device),
                              hyperparams=hyperparams, epoch=self.progress.epoch)
@@ -466,27 +423,20 @@ class Trainer:
         model_path = self._save_model(context, status)
         if status == "KILLED":  # stop promptly: the model is saved, the final pictures can wait
             return TrainResult(status, self.run_dir, model_path, p.epoch, metrics, None, p.history)
-        written = write_results(self.run_dir, self._reconstruct(), self._evaluation_scan(),
-                                title=f"after {p.epoch} epochs")
-        if written.quality is not None:
+        report = final_report(self.run_dir, self._reconstruct(), self._evaluation_scan(), p.history, p.epoch)
+        if report.quality is not None:
             # Re-log the last epoch's row with the quality columns added: one row per epoch stays true.
-            final = {**metrics, **{f"final_{k}": v for k, v in written.quality.items()}}
+            final = {**metrics, **{f"final_{k}": v for k, v in report.quality.items()}}
             self.logger.log_metrics(final, epoch=p.epoch - 1, step=p.step)
-        losses = {k: [h[k] for h in p.history if k in h] for k in ("train_loss", "val_loss")}
-        curve = save_loss_figure(self.run_dir / "loss.png", [int(h["epoch"]) for h in p.history],
-                                 {k: v for k, v in losses.items() if v})
-        for path in (written.picture, curve):
+        for path in report.files:
             self.logger.log_artifact(path)
-        return TrainResult(status, self.run_dir, model_path, p.epoch, metrics, written.quality, p.history)
+        return TrainResult(status, self.run_dir, model_path, p.epoch, metrics, report.quality, p.history)
 
     def _save_model(self, context: RunContext, status: RunStatus) -> Path:
         """The model file, with the best weights rather than merely the last ones."""
         p = self.progress
-        best = checkpoint_path(self.run_dir, "best")
-        if best.is_file():
-            self.model.load_state_dict(load_checkpoint(best)["model"])
         info = {"epochs": p.epoch, "best_loss": p.best_loss, "training": self.config.flat(), "status": status}
-        model_path = save_model(self.model, self.config.model, self.run_dir / MODEL_FILE_NAME, info)
+        model_path = save_best_model(self.model, self.config.model, self.run_dir, info)
         self.host.checkpoint_saved(context, model_path, "model")  # only the main rank gets here
         self.logger.log_artifact(model_path)
         return model_path

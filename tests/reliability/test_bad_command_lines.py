@@ -161,6 +161,7 @@ def test_batch_larger_than_the_data_trains_one_smaller_batch(files, tmp_path):
 
 def test_object_too_large_for_memory_is_refused_before_allocating(files, monkeypatch):
     import ptychodus_torch_plugin.inference as inference
+    import ptychodus_torch_plugin.memory as memory
     from ptychodus_torch_plugin.data import load_scan
 
     model, _, _ = load_model(files["model"], build_plugin_host(load_entry_points=False))
@@ -171,7 +172,7 @@ def test_object_too_large_for_memory_is_refused_before_allocating(files, monkeyp
     def no_allocation(*args, **kwargs):
         raise AssertionError("the object canvas was allocated before the memory check")
 
-    monkeypatch.setattr(inference, "available_memory", lambda device: 4 * 1024**3)
+    monkeypatch.setattr(memory, "available_memory", lambda device: 4 * 1024**3)
     monkeypatch.setattr(inference, "ObjectAccumulator", no_allocation)
     with pytest.raises(ConfigError, match=r"reconstructing needs about [\d.]+ GiB for the object .* only 4\.00 GiB"):
         reconstruct_scan(model, big, batch_size=8, device=torch.device("cpu"))
@@ -188,9 +189,9 @@ def test_memory_check_uses_the_real_available_memory():
 
 
 def test_reconstruct_command_refuses_a_huge_chunk(files, tmp_path, monkeypatch):
-    import ptychodus_torch_plugin.inference as inference
+    import ptychodus_torch_plugin.memory as memory
 
-    monkeypatch.setattr(inference, "available_memory", lambda device: 1024**2)  # 1 MiB free
+    monkeypatch.setattr(memory, "available_memory", lambda device: 1024**2)  # 1 MiB free
     argv = ["--model", str(files["model"]), "--data_file", str(files["scan"]), "--output_dir", str(tmp_path),
             "--accelerator", "cpu", "--quiet"]
     code, stderr = _run(reconstruct_cli.main, argv)
