@@ -15,7 +15,7 @@ from ..errors import ConfigError
 
 HELP = "simulate a ptychography dataset with ground truth and write it as NPZ and/or ptychodus HDF5"
 
-_OBJECT_KINDS = ("lines", "grf", "image")
+_OBJECT_KINDS = ("lines", "grf", "image", "paperlines")
 _PROBE_KINDS = ("disk", "zoneplate")
 _SCAN_KINDS = ("raster", "spiral")
 

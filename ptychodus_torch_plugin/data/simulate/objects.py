@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from ...errors import ConfigError, MissingExtraError
 
-OBJECT_KINDS = ("lines", "grf", "image")
+OBJECT_KINDS = ("lines", "grf", "image", "paperlines")
 
 #: scikit-image sample pictures that ship inside its wheel (no download), usable as ``image`` maps.
 BUNDLED_IMAGES = ("camera", "astronaut", "coins", "moon", "text", "brick", "grass", "gravel", "horse", "page",
@@ -126,6 +126,29 @@ def bundled_image(shape: tuple[int, int], name: str) -> np.ndarray:
     return unit_range(resize(picture, shape, order=1, anti_aliasing=True), in_place=True)
 
 
+def paper_lines_object(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """PtychoPINN's own lines sample: blurred random lines (three blur widths summed), the phase a function
+    of the amplitude, complex64. Unlike ``lines``, amplitude and phase are one structure, which is the
+    data the physics-informed network reconstructs an unseen object from (findings QUALITY-004). Lines are
+    drawn on a canvas twice the size at their density (400 lines on 784 x 784 pixels), blurred at 1, 5 and
+    10 px, and the centre cropped."""
+    from skimage import draw
+
+    big = (2 * shape[0], 2 * shape[1])
+    canvas = np.zeros(big)
+    for _ in range(max(1, round(400 * big[0] * big[1] / 784**2))):
+        r0, r1 = rng.integers(0, big[0], 2)
+        c0, c1 = rng.integers(0, big[1], 2)
+        rows, cols = draw.line(int(r0), int(c0), int(r1), int(c1))
+        canvas[rows, cols] = 1.0
+    image = sum(w * ndimage.gaussian_filter(canvas, s) for w, s in ((1, 1), (2, 5), (5, 10)))
+    top, left = shape[0] // 2, shape[1] // 2
+    amplitude = image[top:top + shape[0], left:left + shape[1]]
+    amplitude = amplitude / amplitude.max()
+    phase = np.pi * np.tanh((amplitude - 0.5) / (3 * amplitude.mean()))
+    return (amplitude * np.exp(1j * phase)).astype(np.complex64)
+
+
 def make_object(
     kind: str,
     shape: tuple[int, int],
@@ -145,6 +168,8 @@ def make_object(
         phase = gaussian_random_field(shape, rng, correlation_px=correlation_px)
     elif kind == "image":
         amp, phase = bundled_image(shape, images[0]), bundled_image(shape, images[1])
+    elif kind == "paperlines":
+        return paper_lines_object(shape, rng)
     else:
         raise ConfigError(f"unknown object kind {kind!r}; choose one of {', '.join(OBJECT_KINDS)}")
     return to_transmission(amp, phase)

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from ...errors import ConfigError
 from ..scan import ScanData
 from .config import SimulationConfig
-from .objects import BUNDLED_IMAGES, bundled_image, to_transmission, unit_range
+from .objects import BUNDLED_IMAGES, bundled_image, paper_lines_object, to_transmission, unit_range
 from .probes import make_probe
 from .scans import make_trajectory, place_in_object, required_object_size
 from .simulate import noiseless_intensity, simulate
@@ -36,26 +35,6 @@ BUNDLED_SIDE = (512, 512)
 
 #: Picture pairs of the comparison's training objects (the test object is the default pair).
 TRAIN_PAIRS = (("moon", "coins"), ("brick", "text"), ("grass", "page"), ("gravel", "horse"))
-
-
-def paper_lines_object(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """PtychoPINN's simulated lines sample (see the module docstring): lines drawn on a canvas twice the
-    size at their density (400 lines on 784 x 784 pixels), blurred at 1, 5 and 10 px, centre crop."""
-    from skimage import draw
-
-    big = (2 * shape[0], 2 * shape[1])
-    canvas = np.zeros(big)
-    for _ in range(max(1, round(400 * big[0] * big[1] / 784**2))):
-        r0, r1 = rng.integers(0, big[0], 2)
-        c0, c1 = rng.integers(0, big[1], 2)
-        rows, cols = draw.line(int(r0), int(c0), int(r1), int(c1))
-        canvas[rows, cols] = 1.0
-    image = sum(w * ndimage.gaussian_filter(canvas, s) for w, s in ((1, 1), (2, 5), (5, 10)))
-    top, left = shape[0] // 2, shape[1] // 2
-    amplitude = image[top:top + shape[0], left:left + shape[1]]
-    amplitude = amplitude / amplitude.max()
-    phase = np.pi * np.tanh((amplitude - 0.5) / (3 * amplitude.mean()))
-    return (amplitude * np.exp(1j * phase)).astype(np.complex64)
 
 
 def simulate_paper_lines(patch_size: int, positions: int, seed: int, nphotons: float, step: float) -> ScanData:
