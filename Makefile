@@ -7,9 +7,10 @@ PY := $(VENV)/bin/python
 # whatever torch (>=2.4) they have; override with `make TORCH_SPEC='torch==2.14.1' test`.
 TORCH_SPEC ?= torch==2.13.0
 DEMO_DIR ?= demo_output
-DEMO_TRAIN_FLAGS ?= --gridsize 2 --channels 16,32,64 \
-	--max_epochs 8 --scheduler cosine --logger csv --quiet
-DEMO_SIM ?= --patch-size 64 --object lines --scan raster --nphotons 1e6
+# PtychoPINN's own lines sample at N = 32 (zone-plate probe, raster at N/16, 1e9 photons): the data on which
+# the network, trained briefly without ground truth, reconstructs an unseen object (docs/findings.md DEMO-001).
+DEMO_TRAIN_FLAGS ?= --gridsize 2 --max-epochs 24 --scheduler cosine --logger csv --quiet
+DEMO_SIM ?= --patch-size 32 --object paperlines --probe zoneplate --scan raster --step 2 --nphotons 1e9
 
 .PHONY: demo test clean
 
@@ -19,17 +20,17 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e ".[all,test]"
 	touch $@
 
-# Main job on built-in simulated data (about 2.5 minutes on 2 cores): scans of three different random objects
-# (two to train on, one unseen), train a physics-informed network without ground truth, then reconstruct the
-# unseen scan with the network, the iterative solver and both together, side by side with their scores.
+# Main job on built-in simulated data: scans of three different random objects (two to train on, one
+# unseen), train a physics-informed network without ground truth, then reconstruct the unseen scan with the
+# network (one pass), the iterative solver and both together, side by side with their scores and times.
 demo: $(VENV)/.installed
 	$(PY) -m ptychodus_torch_plugin simulate --output $(DEMO_DIR)/train1.npz $(DEMO_SIM) --n-positions 400 --seed 1
 	$(PY) -m ptychodus_torch_plugin simulate --output $(DEMO_DIR)/train2.npz $(DEMO_SIM) --n-positions 400 --seed 2
 	$(PY) -m ptychodus_torch_plugin simulate --output $(DEMO_DIR)/test.npz $(DEMO_SIM) --n-positions 400 --seed 3
-	$(PY) -m ptychodus_torch_plugin train --train_data_file $(DEMO_DIR)/train1.npz $(DEMO_DIR)/train2.npz \
-		--test_data_file $(DEMO_DIR)/test.npz --output_dir $(DEMO_DIR)/train $(DEMO_TRAIN_FLAGS)
-	$(PY) -m ptychodus_torch_plugin compare --model $(DEMO_DIR)/train --data_file $(DEMO_DIR)/test.npz \
-		--output_dir $(DEMO_DIR)/compare --epochs 40 --quiet
+	$(PY) -m ptychodus_torch_plugin train --train-data-file $(DEMO_DIR)/train1.npz $(DEMO_DIR)/train2.npz \
+		--test-data-file $(DEMO_DIR)/test.npz --output-dir $(DEMO_DIR)/train $(DEMO_TRAIN_FLAGS)
+	$(PY) -m ptychodus_torch_plugin compare --model $(DEMO_DIR)/train --data-file $(DEMO_DIR)/test.npz \
+		--output-dir $(DEMO_DIR)/compare --epochs 40 --quiet
 	@echo "picture: $(DEMO_DIR)/compare/comparison.png (pinn, iterative, pinn+iterative and the truth, with scores)"
 	@cat $(DEMO_DIR)/compare/comparison.json
 
