@@ -152,8 +152,10 @@ def test_ablation_picture_crops_make_distinct_training_objects_and_keep_the_test
     import numpy as np
 
     pytest.importorskip("skimage")
+    from ptychodus_torch_plugin.data.simulate import presets
+
     ablation = _load_ablation()
-    assert not set(ablation.TEST_PICTURES) & set(ablation.CROP_PICTURES)
+    assert not set(presets.TEST_PICTURES) & set(presets.CROP_PICTURES)
     args = argparse.Namespace(case="images", patch_size=16, nphotons=None, step=None, probe_radius=None,
                               picture_crops=True)
     plain = argparse.Namespace(**{**vars(args), "picture_crops": False})
@@ -210,25 +212,22 @@ def test_patch_phase_sync_recovers_per_patch_phase_offsets_at_sub_pixel_position
     assert np.abs(error).max() < 0.05
 
 
-def test_ablation_log_input_variant_feeds_the_network_log1p_of_the_scaled_amplitudes(monkeypatch):
-    """``--variants ...+loginput`` (an experiment wired in the benchmark, not a package option): the network
-    sees log(1 + a/s); without it, a/s, as the package's model does."""
+def test_ablation_log_input_variant_feeds_the_network_log1p_of_the_scaled_amplitudes():
+    """``--variants ...+loginput`` is the stored model setting ``input_transform`` log (nothing of the
+    package is rebound at run time): the network sees log(1 + a/s); without it, a/s."""
     import torch
 
     from ptychodus_torch_plugin.config import ModelConfig
     from ptychodus_torch_plugin.models.pinn import PtychoModel
 
-    monkeypatch.setattr(PtychoModel, "forward", PtychoModel.forward)  # restored after the test
     ablation = _load_ablation()
     probe = torch.ones(16, 16, dtype=torch.complex64)
-    model = PtychoModel(ModelConfig(patch_size=16, gridsize=1, channels=(4, 8)), probe, 2.0).eval()
     seen = []
-    model.generator.forward = lambda x: seen.append(x) or torch.zeros(x.shape, dtype=torch.complex64)
     amplitudes = torch.rand(3, 1, 16, 16) * 50
-    ablation.use_log_input(True)
-    model(amplitudes)
-    ablation.use_log_input(False)
-    model(amplitudes)
+    for changes in (ablation.CHANGES["loginput"], {}):
+        model = PtychoModel(ModelConfig(patch_size=16, gridsize=1, channels=(4, 8), **changes), probe, 2.0).eval()
+        model.generator.forward = lambda x: seen.append(x) or torch.zeros(x.shape, dtype=torch.complex64)
+        model(amplitudes)
     torch.testing.assert_close(seen[0], torch.log1p(amplitudes / 2.0))
     torch.testing.assert_close(seen[1], amplitudes / 2.0)
 

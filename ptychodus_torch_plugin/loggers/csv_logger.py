@@ -60,8 +60,10 @@ def _plain(value: Any) -> Any:
 
 def hparams_yaml(params: Mapping[Any, Any]) -> str:
     """A flat block mapping in the mapping's order, keys as strings."""
+    # allow_unicode stays off: PyYAML would write some characters raw that its reader takes for line
+    # breaks (U+0085), so non-ASCII text is written escaped, which every YAML reader reads back exactly
     return yaml.safe_dump({str(key): _plain(value) for key, value in params.items()}, sort_keys=False,
-                          allow_unicode=True, default_flow_style=False, width=float("inf"))
+                          default_flow_style=False, width=float("inf"))
 
 
 def _cell(value: Any) -> str:

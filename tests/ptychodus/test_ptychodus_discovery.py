@@ -69,20 +69,24 @@ def test_shipped_plugin_module_installs_the_bridge_in_a_plain_ptychodus(tmp_path
     """A regular install puts ``ptychodus_torch_bridge.py`` into ptychodus's plugin folder; emulate that
     by adding our source folder to ``ptychodus.plugins.__path__`` in a fresh interpreter that never
     calls the launcher, then build ptychodus's ``ModelCore`` as a plain ``ptychodus`` launch does."""
-    script = tmp_path / "plain_ptychodus.py"
-    script.write_text(
-        "import ptychodus.plugins\n"
-        f"ptychodus.plugins.__path__.append({str(ROOT / 'ptychodus_bridge_module')!r})\n"
-        "from ptychodus.model import ModelCore\n"
-        "if __name__ == '__main__':\n"
-        "    with ModelCore(None) as model:\n"
-        "        print('ALGORITHMS', sorted(model.workflow_api.available_reconstructors()))\n"
-    )
+    line, _ = _algorithms_in_a_fresh_ptychodus(
+        tmp_path, "import ptychodus.plugins\n"
+                  f"ptychodus.plugins.__path__.append({str(ROOT / 'ptychodus_bridge_module')!r})\n")
+    assert "ptychodus-torch_pinn" in line and "ptychodus-torch_supervised" in line
+
+
+def _algorithms_in_a_fresh_ptychodus(tmp_path: Path, prelude: str) -> tuple[str, str]:
+    """Run ``prelude`` in a new interpreter, then build ptychodus's ModelCore as a plain ``ptychodus``
+    launch does; its algorithm list (one line) and the child's stderr."""
+    script = tmp_path / "fresh_ptychodus.py"
+    script.write_text(prelude + "from ptychodus.model import ModelCore\n"
+                                "if __name__ == '__main__':\n"
+                                "    with ModelCore(None) as model:\n"
+                                "        print('ALGORITHMS', sorted(model.workflow_api.available_reconstructors()))\n")
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
                           env=subprocess_env(), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    line = next(text for text in done.stdout.splitlines() if text.startswith("ALGORITHMS"))
-    assert "ptychodus-torch_pinn" in line and "ptychodus-torch_supervised" in line
+    return next(text for text in done.stdout.splitlines() if text.startswith("ALGORITHMS")), done.stderr
 
 
 def test_shipped_plugin_module_never_raises(monkeypatch):
@@ -135,20 +139,10 @@ def test_bridge_refuses_another_release_or_signature_and_ptychodus_still_starts(
     assert "1.8.0" in incompatibility("1.8.0", init) and "(unknown version)" in incompatibility(None, init)
     assert "settings_registry, task_manager" in incompatibility("1.7.0", moved)
     assert WRAPPED_PARAMETERS[0] == "self"
-    script = tmp_path / "future_ptychodus.py"
-    script.write_text(
-        "import logging\n"
-        "logging.basicConfig(level=logging.ERROR)\n"
-        "from ptychodus_torch_plugin.ptychodus import bridge\n"
-        "bridge._ptychodus_version = lambda: '1.8.0'\n"
-        "assert bridge.install() is False and not bridge.is_installed()\n"
-        "from ptychodus.model import ModelCore\n"
-        "if __name__ == '__main__':\n"
-        "    with ModelCore(None) as model:\n"
-        "        print('ALGORITHMS', sorted(model.workflow_api.available_reconstructors()))\n"
-    )
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                          env=subprocess_env(), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    line = next(text for text in done.stdout.splitlines() if text.startswith("ALGORITHMS"))
-    assert "ptychodus-torch" not in line and "ptychodus 1.8.0 is not a release this bridge supports" in done.stderr
+    line, stderr = _algorithms_in_a_fresh_ptychodus(
+        tmp_path, "import logging\n"
+                  "logging.basicConfig(level=logging.ERROR)\n"
+                  "from ptychodus_torch_plugin.ptychodus import bridge\n"
+                  "bridge._ptychodus_version = lambda: '1.8.0'\n"
+                  "assert bridge.install() is False and not bridge.is_installed()\n")
+    assert "ptychodus-torch" not in line and "ptychodus 1.8.0 is not a release this bridge supports" in stderr
