@@ -155,6 +155,8 @@ def _write_outputs(args: argparse.Namespace, name: str, scan: Any, recon: Any) -
         for key in ("patterns_per_s", "peak_device_bytes"):
             if key in last:
                 summary[key] = round(float(last[key]), 1)
+        if "saturated_pixels" in last:  # detector pixels left out of the fit in the last epoch
+            summary["saturated_pixels"] = int(last["saturated_pixels"])
         summary["peak_rss_bytes_reconstructing"] = int(max(r.get("peak_rss_bytes", 0) for r in recon.history))
     atomic_write(out / "reconstruction.json", lambda handle: handle.write(json.dumps(summary, indent=2).encode()))
     return summary

@@ -70,7 +70,8 @@ def _create(group: Any, name: str, item: Declared) -> Any:
         default = item.setting.unset if item.default is None else item.default
         return group.create_integer_parameter(name, int(default), minimum=None if minimum is None else int(minimum))
     if item.kind is float:
-        return group.create_real_parameter(name, float(item.default), minimum=minimum)
+        default = item.setting.unset if item.default is None else item.default
+        return group.create_real_parameter(name, float(default), minimum=minimum)
     if item.kind is Path:
         return group.create_path_parameter(name, Path() if item.default is None else Path(item.default))
     return group.create_string_parameter(name, item.show(item.default))

@@ -52,6 +52,13 @@ class IterativeConfig:
                                     "--patience epochs (0 = run every epoch)")
     """Stop when the loss improved by less than this fraction over the last ``patience`` epochs (0 = never)."""
     patience: int = setting(5, minimum=1, help="epochs over which --tolerance is judged")
+    saturation_counts: float | None = setting(None, unset=0.0, minimum=0.0,
+                                              help="intensity (counts) at or above which a detector pixel is "
+                                                   "saturated: such pixels are left out of the fit, pattern by "
+                                                   "pattern (default: none; in ptychodus 0 = none)")
+    """A saturated pixel reads less than the light that reached it, so fitting it would pull the model's
+    brightest pixels down; left unconstrained, its value comes from the rest of the scan (as a masked
+    pixel's does)."""
     seed: int = setting(0, flag="--iterative-seed", ptychodus="iterative_seed", minimum=0,
                         help="seed of the random batch order")
     """Seeds the random batch order."""
@@ -73,6 +80,8 @@ class IterativeConfig:
             (self.tolerance >= 0, f"--tolerance must be >= 0, got {self.tolerance}"),
             (self.patience >= 1, f"--patience must be at least 1, got {self.patience}"),
             (self.seed >= 0, f"--seed must be >= 0, got {self.seed}"),
+            (self.saturation_counts is None or self.saturation_counts > 0,
+             f"--saturation-counts must be a positive intensity (counts), got {self.saturation_counts}"),
         ]
         for ok, message in checks:
             if not ok:

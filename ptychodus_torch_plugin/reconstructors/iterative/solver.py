@@ -107,6 +107,7 @@ class IterativeSolver:
         self._window = (span[:, None] * self.shape[1] + span[None, :]).reshape(-1)
         self.integer_scan = not bool((self.frac != 0).any())
         self.valid = None
+        self._saturated = torch.zeros((), dtype=torch.int64, device=device)  # pixels left out this epoch
         if scan.bad_pixels is not None:
             good = torch.from_numpy(~scan.bad_pixels).to(torch.float32)
             self.valid = torch.fft.ifftshift(good, dim=_DIMS).to(device)
@@ -211,7 +212,13 @@ class IterativeSolver:
         windows = object_windows(self.object, flat, size)
         waves = probes * windows.unsqueeze(1)
         far = updates.project(waves)
-        change, loss, amplitude_error = updates.far_field_correction(far, measured, config.noise_model, self.valid)
+        valid = self.valid
+        if config.saturation_counts is not None:  # saturated pixels, pattern by pattern, join the mask
+            unsaturated = (measured.square() < config.saturation_counts).unsqueeze(1)
+            valid = unsaturated if valid is None else unsaturated & (valid > 0)
+            self._saturated += unsaturated.numel() - unsaturated.sum()
+            valid = valid.to(measured.dtype)
+        change, loss, amplitude_error = updates.far_field_correction(far, measured, config.noise_model, valid)
         chi = updates.exit_wave_change(change)
 
         # object
@@ -273,6 +280,7 @@ class IterativeSolver:
                 refine_positions = config.positions_refined(epoch)
                 self._cache_probes(not (refine_probe or refine_positions))
                 sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, error, measured power
+                self._saturated = torch.zeros((), dtype=torch.int64, device=self.device)
                 bands, marks, done = self._halo_plan() if context.enabled else ([], [], 0)
                 for index, measured in self.feed.epoch(self.generator):
                     batch_loss, batch_error = self._batch(index, measured, refine_probe, refine_positions)
@@ -287,6 +295,8 @@ class IterativeSolver:
                 if context.enabled:
                     self._combine_epoch(refine_probe, refine_positions, bands)
                     context.sum(sums)
+                    if config.saturation_counts is not None:
+                        context.sum(self._saturated)
                 loss, error, power = (float(v) for v in sums.cpu())
                 if self.total_measured is None:
                     self.total_measured = power
@@ -298,6 +308,8 @@ class IterativeSolver:
                           "elapsed_s": time.perf_counter() - started - reporting,
                           "patterns_per_s": total_patterns / max(time.perf_counter() - epoch_started, 1e-9),
                           **self._memory_record()}
+                if config.saturation_counts is not None:
+                    record["saturated_pixels"] = float(self._saturated)
                 history.append(record)
                 if request is not None:
                     reported = time.perf_counter()
