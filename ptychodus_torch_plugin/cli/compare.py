@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", "--model-file", "--model_file", type=Path, default=None,
                         help="trained model for the network-based ones")
     parser.add_argument("--accelerator", default="auto", help="auto, cpu, cuda, cuda:1, gpu, mps, or a plugin's")
+    parser.add_argument(*spellings("--detector-mask"), dest="detector_mask", type=Path, default=None,
+                        help="(N, N) mask of detector pixels to leave out (beamstop, gaps, bad pixels; True = "
+                             "out): an .npy, or 'mask'/'bad_pixels' in an NPZ or HDF5 file; joined to the "
+                             "scan's own bad_pixels")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     add_reconstructor_arguments(parser, plugin_host(), choose=False)
     add_speed_arguments(parser)
@@ -60,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     performance = performance_from_args(args)
     model = load_model(args.model, host)[0] if args.model is not None else None
     scan = load_scan(args.data_file)
+    if args.detector_mask is not None:
+        from ..data.detector_mask import with_detector_mask
+
+        scan = with_detector_mask(scan, args.detector_mask)
     initial = None if args.initial_object is None else load_initial_object(args.initial_object, scan.object_shape)
     out = Path(args.output_dir)
     rows, captions, summary = [], {}, {}

@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(*spellings("--ptychodus-dir"), dest="ptychodus_dir", type=Path, default=None,
                         help="also write the result as ptychodus files (product.h5 with the reconstructed object, "
                              "diffraction.h5) into this folder")
+    parser.add_argument(*spellings("--detector-mask"), dest="detector_mask", type=Path, default=None,
+                        help="(N, N) mask of detector pixels to leave out (beamstop, gaps, bad pixels; True = "
+                             "out): an .npy, or 'mask'/'bad_pixels' in an NPZ or HDF5 file; joined to the "
+                             "scan's own bad_pixels")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     add_reconstructor_arguments(parser, plugin_host())
     add_speed_arguments(parser)
@@ -108,6 +112,10 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, host)[0] if args.model is not None else None
     # HDF5 patterns taking more than a quarter of the budget stay in their file, read in blocks as needed
     scan = load_scan(args.data_file, stream_above=budget.host_bytes // 4)
+    if args.detector_mask is not None:
+        from ..data.detector_mask import with_detector_mask
+
+        scan = with_detector_mask(scan, args.detector_mask)
     initial = None if args.initial_object is None else load_initial_object(args.initial_object, scan.object_shape)
     with stop_on_sigterm(), distributed_session(device, timeout=timeout) as distributed:
         # under torchrun each rank takes a share of the scan; rank 0 writes the results
@@ -148,6 +156,8 @@ def _write_outputs(args: argparse.Namespace, name: str, scan: Any, recon: Any) -
         "patterns": recon.n_patterns, "object_shape": list(recon.object.shape), "quality": written.quality,
         "ptychodus_product": str(product) if product else None, "peak_rss_bytes": peak_rss_bytes(),
     }
+    if scan.bad_pixels is not None:  # detector pixels left out of every pattern
+        summary["masked_pixels"] = int(scan.bad_pixels.sum())
     if recon.history:
         last = recon.history[-1]
         summary["epochs"] = int(last["epoch"])
