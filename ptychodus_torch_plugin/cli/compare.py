@@ -32,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="(N, N) mask of detector pixels to leave out (beamstop, gaps, bad pixels; True = "
                              "out): an .npy, or 'mask'/'bad_pixels' in an NPZ or HDF5 file; joined to the "
                              "scan's own bad_pixels")
+    parser.add_argument("--background", type=Path, default=None,
+                        help="(N, N) counts every pattern holds on top of the diffracted light (dark current, "
+                             "stray light): an .npy, or 'background'/'dark' in an NPZ or HDF5 file; the "
+                             "iterative fit uses what is above it")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     add_reconstructor_arguments(parser, plugin_host(), choose=False)
     add_speed_arguments(parser)
@@ -68,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
         from ..data.detector_mask import with_detector_mask
 
         scan = with_detector_mask(scan, args.detector_mask)
+    if args.background is not None:
+        from ..data.detector_mask import with_background
+
+        scan = with_background(scan, args.background)
     initial = None if args.initial_object is None else load_initial_object(args.initial_object, scan.object_shape)
     out = Path(args.output_dir)
     rows, captions, summary = [], {}, {}

@@ -35,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="(N, N) mask of detector pixels to leave out (beamstop, gaps, bad pixels; True = "
                              "out): an .npy, or 'mask'/'bad_pixels' in an NPZ or HDF5 file; joined to the "
                              "scan's own bad_pixels")
+    parser.add_argument("--background", type=Path, default=None,
+                        help="(N, N) counts every pattern holds on top of the diffracted light (dark current, "
+                             "stray light): an .npy, or 'background'/'dark' in an NPZ or HDF5 file; the "
+                             "iterative fit uses what is above it")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     add_reconstructor_arguments(parser, plugin_host())
     add_speed_arguments(parser)
@@ -116,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
         from ..data.detector_mask import with_detector_mask
 
         scan = with_detector_mask(scan, args.detector_mask)
+    if args.background is not None:
+        from ..data.detector_mask import with_background
+
+        scan = with_background(scan, args.background)
     initial = None if args.initial_object is None else load_initial_object(args.initial_object, scan.object_shape)
     with stop_on_sigterm(), distributed_session(device, timeout=timeout) as distributed:
         # under torchrun each rank takes a share of the scan; rank 0 writes the results
@@ -158,6 +166,8 @@ def _write_outputs(args: argparse.Namespace, name: str, scan: Any, recon: Any) -
     }
     if scan.bad_pixels is not None:  # detector pixels left out of every pattern
         summary["masked_pixels"] = int(scan.bad_pixels.sum())
+    if scan.background is not None:  # counts per pattern taken as background
+        summary["background_counts_per_pattern"] = round(float(scan.background.sum()), 3)
     if recon.history:
         last = recon.history[-1]
         summary["epochs"] = int(last["epoch"])

@@ -56,6 +56,9 @@ class ScanData:
     detector_distance_m: float | None = None
     #: Free-form provenance (file name, simulator settings...); never used for computation.
     source: str = field(default="")
+    #: (N, N) float32 counts every pattern holds on top of the diffracted light (dark current, stray light),
+    #: detector layout like the patterns; None = none. The iterative solver fits sqrt(max(I - b, 0)).
+    background: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         _set = object.__setattr__
@@ -69,6 +72,8 @@ class ScanData:
             _set(self, "scan_index", _as_index(self.scan_index))
         if self.bad_pixels is not None:
             _set(self, "bad_pixels", np.asarray(self.bad_pixels).astype(bool))
+        if self.background is not None:
+            _set(self, "background", _as_real(self.background, "background", np.float32))
         validate_scan(self)
         shape = _default_object_shape(self) if self.object_shape is None else _as_shape(self.object_shape)
         _set(self, "object_shape", shape)
@@ -145,6 +150,11 @@ def validate_scan(scan: ScanData) -> None:
         raise DataError(f"scan_index must have shape ({m},), one per pattern; got {scan.scan_index.shape}")
     if scan.bad_pixels is not None and scan.bad_pixels.shape != (h, w):
         raise DataError(f"bad_pixels must have the pattern shape ({h}, {w}); got {scan.bad_pixels.shape}")
+    if scan.background is not None:
+        if scan.background.shape != (h, w):
+            raise DataError(f"background must have the pattern shape ({h}, {w}); got {scan.background.shape}")
+        if not np.all(np.isfinite(scan.background)) or scan.background.min() < 0:
+            raise DataError("background must be finite counts >= 0 in every pixel")
     for name in ("pixel_size_m", "photon_energy_eV", "detector_distance_m"):
         value = getattr(scan, name)
         if value is not None and not (math.isfinite(value) and value > 0):

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from ptychodus_torch_plugin.data import save_npz
-from ptychodus_torch_plugin.data.detector_mask import read_mask, with_detector_mask
+from ptychodus_torch_plugin.data.detector_mask import read_mask, with_background, with_detector_mask
 from ptychodus_torch_plugin.data.simulate import SimulationConfig, simulate
 from ptychodus_torch_plugin.errors import DataError
 from ptychodus_torch_plugin.evaluation import evaluate, region_mask
@@ -89,8 +89,33 @@ def test_the_command_takes_the_mask_reports_it_and_refuses_a_bad_one(blocked, tm
     np.save(tmp_path / "small.npy", mask[:16, :16])
     (tmp_path / "text.npy").write_text("not a mask")
     for bad, fragment in (("small.npy", "has shape (16, 16); expected the pattern shape (32, 32)"),
-                          ("text.npy", "not a readable mask"), ("missing.npy", "file not found")):
+                          ("text.npy", "not a readable array"), ("missing.npy", "file not found")):
         refused = _run(["--data-file", str(data), "--output-dir", "out2", "--detector-mask", bad, "--quiet"], tmp_path)
         lines = refused.stderr.strip().splitlines()
         assert refused.returncode == 2 and len(lines) == 1 and fragment in lines[0], refused.stderr
+        assert "allow_pickle" not in refused.stderr
         assert not (tmp_path / "out2").exists()
+
+
+def test_a_background_given_as_a_file_is_taken_off_before_the_fit(blocked, tmp_path):
+    """20 counts per pixel of background, 200 on six edge columns (stray light), with their Poisson noise,
+    on patterns of about 1,000 counts per pixel. Measured (1 thread): clean 0.925 / 0.982; background fitted
+    as signal 0.362 / 0.852; background given 0.875 / 0.979 (its noise stays)."""
+    scan = blocked[0]
+    background = np.full((32, 32), 20.0)
+    background[:, :6] = 200.0
+    counts = scan.amplitudes.astype(np.float64) ** 2 + np.random.default_rng(0).poisson(
+        np.broadcast_to(background, scan.amplitudes.shape))
+    dirty = replace(scan, amplitudes=np.sqrt(counts).astype(np.float32))
+    np.savez(tmp_path / "dark.npz", dark=background)
+    given = with_background(dirty, tmp_path / "dark.npz")
+    assert np.array_equal(given.background, background.astype(np.float32))
+    clear, fitted, removed = (_ssim(s, scan.object_truth) for s in (scan, dirty, given))
+    assert fitted[0] < clear[0] - 0.3
+    assert removed[0] > clear[0] - 0.08 and removed[1] > clear[1] - 0.01
+    np.save(tmp_path / "negative.npy", -background)
+    with pytest.raises(DataError, match="finite counts >= 0"):
+        with_background(dirty, tmp_path / "negative.npy")
+    np.save(tmp_path / "small.npy", background[:8])
+    with pytest.raises(DataError, match=r"has shape \(8, 32\); expected the pattern shape \(32, 32\)"):
+        with_background(dirty, tmp_path / "small.npy")

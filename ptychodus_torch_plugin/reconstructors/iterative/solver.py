@@ -108,6 +108,9 @@ class IterativeSolver:
         self.integer_scan = not bool((self.frac != 0).any())
         self.valid = None
         self._saturated = torch.zeros((), dtype=torch.int64, device=device)  # pixels left out this epoch
+        self.background = None  # counts on top of the diffracted light, fft2 layout
+        if scan.background is not None:
+            self.background = torch.fft.ifftshift(torch.from_numpy(scan.background), dim=_DIMS).to(device)
         if scan.bad_pixels is not None:
             good = torch.from_numpy(~scan.bad_pixels).to(torch.float32)
             self.valid = torch.fft.ifftshift(good, dim=_DIMS).to(device)
@@ -218,6 +221,8 @@ class IterativeSolver:
             valid = unsaturated if valid is None else unsaturated & (valid > 0)
             self._saturated += unsaturated.numel() - unsaturated.sum()
             valid = valid.to(measured.dtype)
+        if self.background is not None:  # the diffracted light is what is left above the background
+            measured = (measured.square() - self.background).clamp_min(0.0).sqrt()
         change, loss, amplitude_error = updates.far_field_correction(far, measured, config.noise_model, valid)
         chi = updates.exit_wave_change(change)
 
