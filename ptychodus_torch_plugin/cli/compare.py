@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from .detector_options import add_detector_arguments, with_detector_files
 from .flags import spellings
 from .reconstructor_options import add_reconstructor_arguments, options_for, plugin_host
 from .speed_options import add_speed_arguments, performance_from_args
@@ -28,14 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", "--model-file", "--model_file", type=Path, default=None,
                         help="trained model for the network-based ones")
     parser.add_argument("--accelerator", default="auto", help="auto, cpu, cuda, cuda:1, gpu, mps, or a plugin's")
-    parser.add_argument(*spellings("--detector-mask"), dest="detector_mask", type=Path, default=None,
-                        help="(N, N) mask of detector pixels to leave out (beamstop, gaps, bad pixels; True = "
-                             "out): an .npy, or 'mask'/'bad_pixels' in an NPZ or HDF5 file; joined to the "
-                             "scan's own bad_pixels")
-    parser.add_argument("--background", type=Path, default=None,
-                        help="(N, N) counts every pattern holds on top of the diffracted light (dark current, "
-                             "stray light): an .npy, or 'background'/'dark' in an NPZ or HDF5 file; the "
-                             "iterative fit uses what is above it")
+    add_detector_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     add_reconstructor_arguments(parser, plugin_host(), choose=False)
     add_speed_arguments(parser)
@@ -68,14 +62,7 @@ def run(args: argparse.Namespace) -> int:
     performance = performance_from_args(args)
     model = load_model(args.model, host)[0] if args.model is not None else None
     scan = load_scan(args.data_file)
-    if args.detector_mask is not None:
-        from ..data.detector_mask import with_detector_mask
-
-        scan = with_detector_mask(scan, args.detector_mask)
-    if args.background is not None:
-        from ..data.detector_mask import with_background
-
-        scan = with_background(scan, args.background)
+    scan = with_detector_files(scan, args)
     initial = None if args.initial_object is None else load_initial_object(args.initial_object, scan.object_shape)
     out = Path(args.output_dir)
     rows, captions, summary = [], {}, {}

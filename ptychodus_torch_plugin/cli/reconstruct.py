@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .detector_options import add_detector_arguments, with_detector_files
 from .flags import spellings
 from .reconstructor_options import add_reconstructor_arguments, options_for, plugin_host
 from .scale_options import add_scale_arguments, budget_from_args, timeout_from_args
@@ -31,14 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(*spellings("--ptychodus-dir"), dest="ptychodus_dir", type=Path, default=None,
                         help="also write the result as ptychodus files (product.h5 with the reconstructed object, "
                              "diffraction.h5) into this folder")
-    parser.add_argument(*spellings("--detector-mask"), dest="detector_mask", type=Path, default=None,
-                        help="(N, N) mask of detector pixels to leave out (beamstop, gaps, bad pixels; True = "
-                             "out): an .npy, or 'mask'/'bad_pixels' in an NPZ or HDF5 file; joined to the "
-                             "scan's own bad_pixels")
-    parser.add_argument("--background", type=Path, default=None,
-                        help="(N, N) counts every pattern holds on top of the diffracted light (dark current, "
-                             "stray light): an .npy, or 'background'/'dark' in an NPZ or HDF5 file; the "
-                             "iterative fit uses what is above it")
+    add_detector_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     add_reconstructor_arguments(parser, plugin_host())
     add_speed_arguments(parser)
@@ -116,14 +110,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, host)[0] if args.model is not None else None
     # HDF5 patterns taking more than a quarter of the budget stay in their file, read in blocks as needed
     scan = load_scan(args.data_file, stream_above=budget.host_bytes // 4)
-    if args.detector_mask is not None:
-        from ..data.detector_mask import with_detector_mask
-
-        scan = with_detector_mask(scan, args.detector_mask)
-    if args.background is not None:
-        from ..data.detector_mask import with_background
-
-        scan = with_background(scan, args.background)
+    scan = with_detector_files(scan, args)
     initial = None if args.initial_object is None else load_initial_object(args.initial_object, scan.object_shape)
     with stop_on_sigterm(), distributed_session(device, timeout=timeout) as distributed:
         # under torchrun each rank takes a share of the scan; rank 0 writes the results
