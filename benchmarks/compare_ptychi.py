@@ -46,7 +46,7 @@ from ptychi_runner import ptychi_available, run_ptychi  # noqa: E402
 from ptychodus_torch_plugin.cli.speed_options import add_speed_arguments, performance_from_args  # noqa: E402
 from ptychodus_torch_plugin.data import save_npz  # noqa: E402
 from ptychodus_torch_plugin.data.scan import ScanData  # noqa: E402
-from ptychodus_torch_plugin.data.simulate.presets import CASES, TRAIN_PAIRS, Case  # noqa: E402,F401
+from ptychodus_torch_plugin.data.simulate.presets import CASES, Case  # noqa: E402
 from ptychodus_torch_plugin.evaluation import evaluate, region_mask  # noqa: E402
 from ptychodus_torch_plugin.models.model_file import load_model  # noqa: E402
 from ptychodus_torch_plugin.plugins import build_plugin_host  # noqa: E402

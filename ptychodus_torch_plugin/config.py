@@ -97,13 +97,13 @@ class Grouping:
     selection: str = "random"
     seed: int = 0
 
-    def groups(self, positions: Any, n_groups: int | None = None, *, seed_offset: int = 0) -> Any:
+    def groups(self, positions: Any, n_groups: int | None = None) -> Any:
         """Index groups (G, gridsize**2) of ``positions`` (:func:`~.physics.grouping.group_neighbours`), an
-        int64 array; ``seed_offset`` gives each of several scans its own draw."""
+        int64 array; ``n_groups`` None = one group per position."""
         from .physics.grouping import group_neighbours
 
-        return group_neighbours(positions, self.gridsize, n_groups, self.seed + seed_offset,
-                                k_neighbours=self.k_neighbours, selection=self.selection)
+        return group_neighbours(positions, self.gridsize, n_groups, self.seed, k_neighbours=self.k_neighbours,
+                                selection=self.selection)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .detector_options import add_detector_arguments, with_detector_files
 from .flags import spellings
-from .reconstructor_options import add_reconstructor_arguments, options_for, plugin_host
+from .reconstructor_options import add_reconstructor_arguments, host_of, options_for, plugin_host
 from .speed_options import add_speed_arguments, performance_from_args
 
 HELP = "run several reconstructors on one scan and show them side by side with their scores"
@@ -41,7 +41,6 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..models.model_file import load_model
     from ..pictures import save_comparison_figure
-    from ..plugins import build_plugin_host
     from ..reconstructors.base import ReconstructRequest
     from ..reconstructors.run import check_request, run_reconstructor
     from ..reconstructors.seeding import load_initial_object
@@ -52,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"compare runs several reconstructors: use --reconstructors "
                           f"{args.single_reconstructor} (comma-separated), not --reconstructor")
     check_output_dir(Path(args.output_dir))
-    host = build_plugin_host()
+    host = host_of(args)
     default = "pinn,iterative,pinn+iterative" if args.model is not None else "iterative"
     names = [name.strip() for name in (args.reconstructors or default).split(",") if name.strip()]
     for name in names:

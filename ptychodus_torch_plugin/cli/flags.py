@@ -45,17 +45,24 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         if "%(default)" in text or "default" in text.lower() or action.default is argparse.SUPPRESS \
-                or not action.option_strings or isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                or action.required or not action.option_strings \
+                or isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
             return text
-        if action.required:
-            return text
-        if action.default is None or action.default == []:
-            return f"{text} (default: none)"
-        if isinstance(action.default, bool) and action.nargs == 0 and not isinstance(action, Switch):
-            return f"{text} (default: {'on' if action.default else 'off'})"
-        if isinstance(action, Switch):
-            return f"{text} (default: {'on' if action.default else 'off'})"
-        return super()._get_help_string(action)
+        return f"{text} (default: {default_text(action.default)})"
+
+
+def default_text(value: Any, item: Declared | None = None) -> str:
+    """A default as the help shows it: on/off for a switch, none for None, else the declared text."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None or value == []:
+        return "none"
+    return item.show(value) if item is not None else str(value)
+
+
+def flag_metavar(item: Declared, flag: str) -> str:
+    """The value's name in the help: the declared one, else the flag's name in capitals."""
+    return item.setting.metavar or flag[2:].replace("-", "_").upper()
 
 
 def spellings(primary: str, *aliases: str) -> list[str]:
@@ -96,7 +103,7 @@ def add_declared_flags(parser: argparse.ArgumentParser | Any, cls: type, *, dest
             if declaration.choices:
                 kwargs["choices"] = declaration.choices
             if declaration.metavar or not declaration.choices:
-                kwargs["metavar"] = declaration.metavar or item.flag[2:].replace("-", "_").upper()
+                kwargs["metavar"] = flag_metavar(item, item.flag)
             if declaration.nargs:
                 kwargs["nargs"] = declaration.nargs
         if declaration.required:

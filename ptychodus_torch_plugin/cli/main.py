@@ -29,22 +29,24 @@ COMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    return _build_parsers()[0]
+
+
+def _build_parsers() -> tuple[argparse.ArgumentParser, dict[str, tuple[argparse.ArgumentParser, object]]]:
+    """The top-level parser, and each command's sub-parser with its module (for ``--config``)."""
     parser = argparse.ArgumentParser(prog="ptychodus-torch", description="PyTorch ptychography backend",
                                      formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers: dict[str, tuple[argparse.ArgumentParser, object]] = {}
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
         sub = commands.add_parser(name, help=getattr(module, "HELP", None),
                                   description=getattr(module, "HELP", None), formatter_class=HelpFormatter)
         module.add_arguments(sub)
         sub.set_defaults(_run=module.run)
-        _SUBPARSERS[id(parser), name] = (sub, module)
-    return parser
-
-
-#: (id of the top parser, command) -> (its sub-parser, its module), for ``--config``.
-_SUBPARSERS: dict[tuple[int, str], tuple[argparse.ArgumentParser, object]] = {}
+        subparsers[name] = (sub, module)
+    return parser, subparsers
 
 
 def apply_config(parser: argparse.ArgumentParser, module: object, argv: Sequence[str]) -> None:
@@ -69,11 +71,10 @@ def apply_config(parser: argparse.ArgumentParser, module: object, argv: Sequence
 def parse_command_line(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The top-level parser's arguments, with ``--config`` applied to the chosen command."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser, subparsers = _build_parsers()
     command = next((arg for arg in argv if not arg.startswith("-")), None)
-    if (id(parser), command) in _SUBPARSERS:
-        sub, module = _SUBPARSERS[id(parser), command]
-        apply_config(sub, module, argv)
+    if command in subparsers:
+        apply_config(*subparsers[command], argv)
     return parser.parse_args(argv)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from .detector_options import add_detector_arguments, with_detector_files
 from .flags import spellings
-from .reconstructor_options import add_reconstructor_arguments, options_for, plugin_host
+from .reconstructor_options import add_reconstructor_arguments, host_of, options_for, plugin_host
 from .scale_options import add_scale_arguments, budget_from_args, timeout_from_args
 from .speed_options import add_speed_arguments, performance_from_args
 
@@ -94,12 +94,11 @@ def run(args: argparse.Namespace) -> int:
     from ..distributed import distributed_session, stop_on_sigterm
     from ..models.model_file import load_model
     from ..performance import resolve
-    from ..plugins import build_plugin_host
     from ..reconstructors.base import ReconstructRequest
     from ..reconstructors.run import check_request, default_reconstructor, run_reconstructor
     from ..reconstructors.seeding import load_initial_object
 
-    host = build_plugin_host()
+    host = host_of(args)
     name = args.reconstructor or default_reconstructor(args.model is not None)
     check_request(host, name, args.model is not None)  # unknown name / missing model: before loading anything
     options = options_for(args, host, name)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..options import Declared, declared, make_options
-from .flags import Switch, spellings
+from .flags import Switch, default_text, flag_metavar, spellings
 
 #: Prefix of a reconstructor setting's name in the parsed arguments (followed by the flag).
 OPTION_DEST = "reconstructor_option"
@@ -31,10 +31,16 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def plugin_host() -> Any:
-    """The plugin host whose reconstructors the flags are made for (the same one a run then builds)."""
+    """The plugin host whose reconstructors the flags are made for."""
     from ..plugins import build_plugin_host
 
     return build_plugin_host()
+
+
+def host_of(args: argparse.Namespace) -> Any:
+    """The host the parser was made with (:func:`add_reconstructor_arguments` keeps it), so a run does not
+    load the plugins a second time; a fresh one for arguments made elsewhere."""
+    return getattr(args, "plugin_host", None) or plugin_host()
 
 
 def _registered(host: Any) -> list[Any]:
@@ -63,8 +69,7 @@ def _dest(flag: str) -> str:
 def _help(owners: list[tuple[str, Declared]]) -> str:
     """The first owner's help, who takes the flag, and each owner's default (once when they agree)."""
     first = owners[0][1]
-    defaults = {name: ("on" if item.default is True else "off" if item.default is False else
-                       "none" if item.default is None else item.show(item.default)) for name, item in owners}
+    defaults = {name: default_text(item.default, item) for name, item in owners}
     owned = f"{first.setting.help} [{', '.join(name for name, _ in owners)}]"
     if "default" in first.setting.help.lower():
         return owned
@@ -76,7 +81,9 @@ def _help(owners: list[tuple[str, Declared]]) -> str:
 
 
 def add_reconstructor_arguments(parser: argparse.ArgumentParser, host: Any, *, choose: bool = True) -> None:
-    """``choose``: a ``--reconstructor`` flag (``compare`` takes a list of them instead)."""
+    """``choose``: a ``--reconstructor`` flag (``compare`` takes a list of them instead). The parser keeps
+    ``host`` for the run (:func:`host_of`)."""
+    parser.set_defaults(plugin_host=host)
     group = parser.add_argument_group("reconstructor (see `ptychodus-torch plugins` for every registered one)")
     if choose:
         group.add_argument("--reconstructor", default=None,
@@ -110,7 +117,7 @@ def add_reconstructor_arguments(parser: argparse.ArgumentParser, host: Any, *, c
                 if item.setting.choices:
                     kwargs["choices"] = item.setting.choices
                 else:
-                    kwargs["metavar"] = item.setting.metavar or flag[2:].replace("-", "_").upper()
+                    kwargs["metavar"] = flag_metavar(item, flag)
             section.add_argument(*names, **kwargs)
             taken.update(names)
             shown.add(flag)

@@ -64,13 +64,12 @@ class _Entry:
 def _create(group: Any, name: str, item: Declared) -> Any:
     """A ptychodus parameter of the field's kind: numbers and switches as such, anything else as text."""
     minimum = item.setting.minimum
+    default = item.setting.unset if item.default is None else item.default  # numbers have no empty value
     if item.kind is bool and not item.optional:
         return group.create_boolean_parameter(name, bool(item.default))
     if item.kind is int:
-        default = item.setting.unset if item.default is None else item.default
         return group.create_integer_parameter(name, int(default), minimum=None if minimum is None else int(minimum))
     if item.kind is float:
-        default = item.setting.unset if item.default is None else item.default
         return group.create_real_parameter(name, float(default), minimum=minimum)
     if item.kind is Path:
         return group.create_path_parameter(name, Path() if item.default is None else Path(item.default))

@@ -22,12 +22,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from ..config import Grouping
 from ..data.patterns import PatternStack
 from ..data.scan import ScanData
 from ..distributed import SINGLE_PROCESS, DistributedContext
 from ..errors import ConfigError
 from ..physics import extract_patches
-from ..physics.grouping import group_neighbours, group_offsets, order_by_angle
+from ..physics.grouping import group_offsets, order_by_angle
 from ..physics.scale import intensity_scale
 
 
@@ -108,8 +109,8 @@ def group_scan(
             f"gridsize {gridsize} needs at least {n_channels} positions per group, but the scan has only "
             f"{scan.n_patterns}"
         )
-    groups = order_by_angle(scan.positions, group_neighbours(scan.positions, gridsize, n_groups, seed,
-                                                             k_neighbours=k_neighbours, selection=selection))
+    grouping = Grouping(gridsize, k_neighbours, selection, seed)  # the draw inference repeats from the model
+    groups = order_by_angle(scan.positions, grouping.groups(scan.positions, n_groups))
     offsets = group_offsets(scan.positions, groups)
     positions, rank_groups = scan.positions, None
     if distributed.enabled and not scan.in_memory:

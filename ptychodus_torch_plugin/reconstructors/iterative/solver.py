@@ -205,24 +205,31 @@ class IterativeSolver:
             self._illumination.index_fill_(0, index, 0.0)
         return summed, lit
 
+    def _detector(self, measured: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The batch as the fit sees it: the amplitudes of the light above the background, and the pixels it
+        may use (the scan's good pixels, less those at or above the saturation level in each pattern, which
+        are counted); the mask is None when every pixel counts."""
+        valid = self.valid
+        if self.config.saturation_counts is not None:
+            unsaturated = (measured.square() < self.config.saturation_counts).unsqueeze(1)
+            self._saturated += unsaturated.numel() - unsaturated.sum()
+            valid = (unsaturated if valid is None else unsaturated & (valid > 0)).to(measured.dtype)
+        if self.background is not None:
+            measured = (measured.square() - self.background).clamp_min(0.0).sqrt()
+        return measured, valid
+
     def _batch(self, index: Tensor, measured: Tensor, refine_probe: bool,
-               refine_positions: bool) -> tuple[Tensor, Tensor]:
+               refine_positions: bool, valid: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """One update from the patterns ``index`` (local to this share) with their ``measured`` amplitudes
-        (fft2 layout); returns (sum of losses, sum of squared amplitude errors)."""
+        (fft2 layout) and the pixels to fit (``valid``; default the scan's good pixels); returns (sum of
+        losses, sum of squared amplitude errors)."""
         config, size = self.config, self.size
         flat, frac = self._flat(index), self.frac.index_select(0, index)
         probes = self._probes(index, frac)
         windows = object_windows(self.object, flat, size)
         waves = probes * windows.unsqueeze(1)
         far = updates.project(waves)
-        valid = self.valid
-        if config.saturation_counts is not None:  # saturated pixels, pattern by pattern, join the mask
-            unsaturated = (measured.square() < config.saturation_counts).unsqueeze(1)
-            valid = unsaturated if valid is None else unsaturated & (valid > 0)
-            self._saturated += unsaturated.numel() - unsaturated.sum()
-            valid = valid.to(measured.dtype)
-        if self.background is not None:  # the diffracted light is what is left above the background
-            measured = (measured.square() - self.background).clamp_min(0.0).sqrt()
+        valid = self.valid if valid is None else valid
         change, loss, amplitude_error = updates.far_field_correction(far, measured, config.noise_model, valid)
         chi = updates.exit_wave_change(change)
 
@@ -285,14 +292,16 @@ class IterativeSolver:
                 refine_positions = config.positions_refined(epoch)
                 self._cache_probes(not (refine_probe or refine_positions))
                 sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, error, measured power
-                self._saturated = torch.zeros((), dtype=torch.int64, device=self.device)
-                bands, marks, done = self._halo_plan() if context.enabled else ([], [], 0)
+                self._saturated.zero_()
+                bands, marks = self._halo_plan() if context.enabled else ([], [])
+                done = 0
                 for index, measured in self.feed.epoch(self.generator):
-                    batch_loss, batch_error = self._batch(index, measured, refine_probe, refine_positions)
+                    signal, valid = self._detector(measured)
+                    batch_loss, batch_error = self._batch(index, signal, refine_probe, refine_positions, valid)
                     sums[0] += batch_loss.double()
                     sums[1] += batch_error.double()
-                    if self.total_measured is None:
-                        sums[2] += measured.square().sum(dtype=torch.float64)
+                    if self.total_measured is None:  # the power the amplitude error is a fraction of
+                        sums[2] += signal.square().sum(dtype=torch.float64)
                     done += len(index)
                     while marks and done >= marks[0]:  # every rank passes the same marks, in step
                         marks.pop(0)
@@ -367,7 +376,7 @@ class IterativeSolver:
 
     # -- several ranks -------------------------------------------------------------------------------
 
-    def _halo_plan(self) -> tuple[list[tuple[int, int]], list[int], int]:
+    def _halo_plan(self) -> tuple[list[tuple[int, int]], list[int]]:
         """This epoch's shared rows (from every rank's current extent) and the pattern counts after which the
         ranks combine them within the epoch: :data:`HALO_SYNCS_PER_EPOCH` - 1 marks spread over the smallest
         share, so that every rank reaches each mark (and its collectives) the same number of times."""
@@ -376,7 +385,7 @@ class IterativeSolver:
         bands = sharing.shared_row_bands(extents, self.shape[0])
         smallest = min(len(share) for share in self.shares or [self.share])
         marks = [smallest * k // HALO_SYNCS_PER_EPOCH for k in range(1, HALO_SYNCS_PER_EPOCH)]
-        return bands, [mark for mark in marks if mark > 0], 0
+        return bands, [mark for mark in marks if mark > 0]
 
     def _combine_rows(self, bands: list[tuple[int, int]]) -> None:
         """Replace ``bands`` of the object by every rank's copy weighted by its illumination there."""
